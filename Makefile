@@ -1,0 +1,35 @@
+# itsd build entry points. `make test` and `make run` work on a fresh Debian machine with
+# Swift installed: they install the system packages they need first.
+
+SWIFT        ?= swift
+PREFIX       ?= /usr/local
+APT_PACKAGES := libuv1-dev pkg-config
+
+.PHONY: all deps build test run bench clean
+
+all: build
+
+# Installs libuv's headers and pkg-config when they are missing (needs root and network).
+deps:
+	@if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists libuv; then \
+		echo "installing $(APT_PACKAGES)"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(APT_PACKAGES); \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build --parallel
+
+run: deps
+	$(SWIFT) build -c release --product its-bench
+	$$($(SWIFT) build -c release --show-bin-path)/its-bench lpi-map
+
+bench: deps
+	$(SWIFT) build -c release --product its-bench
+	$$($(SWIFT) build -c release --show-bin-path)/its-bench lpi-map --json
+
+clean:
+	rm -rf .build
