@@ -1,0 +1,82 @@
+extension SparseIndex {
+    /// Up to this many entries, debug builds check the whole tree after every mutation; above it they
+    /// check the path the mutation touched.
+    public static var fullCheckLimit: Int { 256 }
+
+    /// Checks the structure of the whole tree, stopping the process when it is broken:
+    /// - every node's bitmap is non-zero (no empty node is left behind) and, for interior nodes, its
+    ///   bits are exactly the non-nil child slots;
+    /// - the height is minimal: a root above the leaves has a child beyond slot 0;
+    /// - the stored count and node counts match the tree.
+    /// O(nodes).
+    public func checkInvariants() {
+        guard let root = storage.root else {
+            precondition(storage.height == 0 && storage.count == 0, "empty index with height or count")
+            precondition(storage.interiorNodes == 0 && storage.leafNodes == 0, "empty index with nodes")
+            return
+        }
+        precondition((1 ... SparseNode.maxHeight).contains(storage.height), "height out of range")
+        if storage.height > 1 {
+            precondition(SparseNode.bitmap(root) & ~1 != 0, "height is not minimal: the root has only slot 0")
+        }
+        var entries = 0
+        var interior = 0
+        var leaves = 0
+        Self.checkSubtree(root, level: storage.height - 1, entries: &entries, interior: &interior, leaves: &leaves)
+        precondition(entries == storage.count, "count \(storage.count) but \(entries) entries in the tree")
+        precondition(interior == storage.interiorNodes && leaves == storage.leafNodes, "node counts disagree")
+    }
+
+    static func checkSubtree(_ node: UnsafeMutableRawPointer, level: Int, entries: inout Int, interior: inout Int,
+                             leaves: inout Int)
+    {
+        let bits = SparseNode.bitmap(node)
+        precondition(bits != 0, "an empty node was left in the tree")
+        if level == 0 {
+            leaves += 1
+            entries += bits.nonzeroBitCount
+            return
+        }
+        interior += 1
+        for slot in 0 ..< SparseNode.fanout {
+            let child = SparseNode.child(node, slot)
+            precondition((child != nil) == (bits & (1 << UInt64(slot)) != 0), "bitmap disagrees with slot \(slot)")
+            if let child { checkSubtree(child, level: level - 1, entries: &entries, interior: &interior, leaves: &leaves) }
+        }
+    }
+
+    /// Checks the nodes on the path to `key` (bitmaps match slots, none empty) and the minimal height.
+    func checkPath(to key: UInt64) {
+        guard var node = storage.root else {
+            precondition(storage.count == 0 && storage.height == 0, "empty tree with count or height")
+            return
+        }
+        if storage.height > 1 {
+            precondition(SparseNode.bitmap(node) & ~1 != 0, "height is not minimal: the root has only slot 0")
+        }
+        var level = storage.height - 1
+        while true {
+            let bits = SparseNode.bitmap(node)
+            precondition(bits != 0, "an empty node was left on the path to \(key)")
+            if level == 0 { return }
+            for slot in 0 ..< SparseNode.fanout {
+                precondition((SparseNode.child(node, slot) != nil) == (bits & (1 << UInt64(slot)) != 0),
+                             "bitmap disagrees with slot \(slot)")
+            }
+            guard let child = SparseNode.child(node, SparseNode.slot(key, level: level)) else { return }
+            node = child
+            level -= 1
+        }
+    }
+
+    /// The debug-build check after a mutation at `key`; nothing in release builds.
+    @inlinable func debugCheckAfterMutation(_ key: UInt64) {
+        #if DEBUG
+        debugCheck(key)
+        #endif
+    }
+
+    @usableFromInline func debugCheck(_ key: UInt64) {
+        if count <= Self.fullCheckLimit { checkInvariants() } else { checkPath(to: key) }
+    }
+}
