@@ -1,0 +1,235 @@
+/// Mapping, pending state and configuration of the LPIs that target this redistributor.
+extension Redistributor {
+    /// What became of a request to map an LPI here.
+    public enum MapOutcome: Hashable, Sendable {
+        /// Mapped; its configuration byte was read from the LPI Configuration table.
+        case mapped
+        /// Another mapping already routes this INTID here; the count of mappings went up.
+        case alreadyMapped
+        /// The INTID is not an LPI below the GICR_PROPBASER.IDbits limit; nothing changed.
+        case outOfRange
+        /// Mapped, but its configuration byte could not be read: it stays disabled until an INV.
+        case mappedConfigUnreadable(GuestMemoryFault)
+    }
+
+    /// Routes LPI `intid` to this vCPU for one more ITS mapping (MAPTI, MAPI, MOVI's destination).
+    /// A new LPI reads its configuration byte now (IHI 0069, 5.1.1: configuration is read when an
+    /// LPI is mapped and on invalidation) and starts not pending: a mapping never inherits the state
+    /// of an earlier mapping of the same INTID.
+    /// - Context: the owning lane.
+    public mutating func mapLPI<M: GuestMemory>(_ intid: INTID, memory: M) -> MapOutcome {
+        guard accepts(intid) else {
+            counters.intidsOutOfRange += 1
+            return .outOfRange
+        }
+        if var record = lpis.load(UInt64(intid.rawValue)) {
+            record.mappings = record.mappings == .max ? .max : record.mappings + 1
+            lpis.store(record, at: UInt64(intid.rawValue))
+            return record.mappings == 1 ? .mapped : .alreadyMapped
+        }
+        switch readConfig(intid, memory: memory) {
+        case .success(let config):
+            lpis.store(LPIRecord(config: config, mappings: 1), at: UInt64(intid.rawValue))
+            return .mapped
+        case .failure(let fault):
+            counters.configReadFaults += 1
+            lpis.store(LPIRecord(config: .unreadable, mappings: 1), at: UInt64(intid.rawValue))
+            return .mappedConfigUnreadable(fault)
+        }
+    }
+
+    /// Removes one ITS mapping of `intid` (DISCARD, MAPD V=0, MOVI's source). Its pending state is
+    /// cleared, so an LPI unmapped while pending is never delivered later; the record goes when no
+    /// mapping is left. Returns whether the LPI was pending, for MOVI to carry over.
+    /// - Context: the owning lane.
+    @discardableResult
+    public mutating func unmapLPI(_ intid: INTID) -> Bool {
+        let key = UInt64(intid.rawValue)
+        guard var record = lpis.load(key) else { return false }
+        let wasPending = removePending(intid, config: record.config)
+        if record.mappings > 1 {
+            record.mappings -= 1
+            lpis.store(record, at: key)
+        } else {
+            lpis.erase(key)
+        }
+        return wasPending
+    }
+
+    /// Makes a mapped LPI pending: the end of an ITS translation (INT, an MSI, MOVI carrying pending
+    /// state). Reports the edge to `sink` when the vCPU had nothing deliverable before.
+    /// - Context: the owning lane; the hot path of every MSI.
+    public mutating func setPending<S: LPIDeliverySink>(_ intid: INTID, sink: inout S) -> LPIPendOutcome {
+        guard lpisEnabled else {
+            counters.lpisDroppedDisabled &+= 1
+            return .droppedLPIsDisabled
+        }
+        guard accepts(intid) else {
+            counters.intidsOutOfRange &+= 1
+            return .outOfRange
+        }
+        guard let record = lpis.load(UInt64(intid.rawValue)) else {
+            counters.lpisNotMapped &+= 1
+            return .notMapped
+        }
+        return addPending(intid, config: record.config, sink: &sink)
+    }
+
+    /// Makes an LPI pending whether or not the ITS maps it: GICR_SETLPIR, and the pending table
+    /// loaded at enable (GICR_TYPER.DirectLPI is 1). An unmapped LPI reads its configuration byte
+    /// and lives until it is no longer pending.
+    /// - Context: the owning lane.
+    public mutating func setPendingDirect<M: GuestMemory, S: LPIDeliverySink>(
+        _ intid: INTID, memory: M, sink: inout S
+    ) -> LPIPendOutcome {
+        guard lpisEnabled else {
+            counters.lpisDroppedDisabled += 1
+            return .droppedLPIsDisabled
+        }
+        guard accepts(intid) else {
+            counters.intidsOutOfRange += 1
+            return .outOfRange
+        }
+        let key = UInt64(intid.rawValue)
+        if let record = lpis.load(key) { return addPending(intid, config: record.config, sink: &sink) }
+        var config = LPIConfig.unreadable
+        switch readConfig(intid, memory: memory) {
+        case .success(let value): config = value
+        case .failure: counters.configReadFaults += 1
+        }
+        lpis.store(LPIRecord(config: config, mappings: 0), at: key)
+        return addPending(intid, config: config, sink: &sink)
+    }
+
+    /// Clears the pending state of `intid` (GICR_CLRLPIR, the ITS's CLEAR and DISCARD). Returns
+    /// whether it was pending. An LPI with no mapping left disappears with its pending state.
+    /// - Context: the owning lane.
+    @discardableResult
+    public mutating func clearPending(_ intid: INTID) -> Bool {
+        let key = UInt64(intid.rawValue)
+        guard let record = lpis.load(key) else { return false }
+        let wasPending = removePending(intid, config: record.config)
+        if record.mappings == 0 { lpis.erase(key) }
+        return wasPending
+    }
+
+    /// Re-reads the configuration byte of `intid` from guest memory (GICR_INVLPIR, the ITS's INV).
+    /// A pending LPI that becomes enabled becomes deliverable; one that becomes disabled stays
+    /// pending but is not delivered. Returns the fault when the byte could not be read (the cached
+    /// configuration is then kept).
+    /// - Context: the owning lane.
+    @discardableResult
+    public mutating func invalidate<M: GuestMemory, S: LPIDeliverySink>(
+        _ intid: INTID, memory: M, sink: inout S
+    ) -> GuestMemoryFault? {
+        let key = UInt64(intid.rawValue)
+        guard var record = lpis.load(key), accepts(intid) else { return nil }
+        switch readConfig(intid, memory: memory) {
+        case .failure(let fault):
+            counters.configReadFaults += 1
+            return fault
+        case .success(let config):
+            guard config != record.config else { return nil }
+            let old = record.config
+            record.config = config
+            lpis.store(record, at: key)
+            if pending.contains(key) { reprioritise(intid, from: old, to: config, sink: &sink) }
+            return nil
+        }
+    }
+
+    /// Starts re-reading every LPI's configuration byte (GICR_INVALLR, the ITS's INVALL), doing at
+    /// most `budget` LPIs now; ``performPendingWork(budget:memory:sink:)`` does the rest, and
+    /// GICR_SYNCR.Busy reads 1 until it is done. A sweep already under way starts over.
+    /// - Context: the owning lane.
+    public mutating func invalidateAll<M: GuestMemory, S: LPIDeliverySink>(
+        budget: Int, memory: inout M, sink: inout S
+    ) {
+        invalidateAllCursor = 0
+        _ = performPendingWork(budget: budget, memory: &memory, sink: &sink)
+    }
+
+    /// Continues background work — a pending-table load, then an invalidate-all sweep — for at most
+    /// `budget` units (pending-table words or LPIs). Returns whether work remains.
+    /// - Context: the owning lane.
+    public mutating func performPendingWork<M: GuestMemory, S: LPIDeliverySink>(
+        budget: Int, memory: inout M, sink: inout S
+    ) -> Bool {
+        var remaining = budget
+        if pendingTableLoadCursor != nil { loadPendingTable(budget: &remaining, memory: &memory, sink: &sink) }
+        if let start = invalidateAllCursor, remaining > 0 {
+            var next: UInt64? = nil
+            var updates: [(INTID, LPIRecord)] = []
+            lpis.forEach(in: start ... .max) { key, record in
+                guard remaining > 0 else {
+                    next = key
+                    return false
+                }
+                remaining -= 1
+                let intid = INTID(UInt32(truncatingIfNeeded: key))
+                if accepts(intid), case .success(let config) = readConfig(intid, memory: memory), config != record.config {
+                    updates.append((intid, LPIRecord(config: config, mappings: record.mappings)))
+                }
+                return true
+            }
+            for (intid, record) in updates {
+                let key = UInt64(intid.rawValue)
+                let old = lpis.store(record, at: key)!
+                if pending.contains(key) { reprioritise(intid, from: old.config, to: record.config, sink: &sink) }
+            }
+            invalidateAllCursor = next
+        }
+        return hasPendingWork
+    }
+
+    // MARK: - Pending and deliverable sets
+
+    /// Marks `intid` pending with configuration `config`; it must have a record.
+    mutating func addPending<S: LPIDeliverySink>(_ intid: INTID, config: LPIConfig, sink: inout S) -> LPIPendOutcome {
+        guard pending.insert(UInt64(intid.rawValue)) else {
+            counters.lpisCoalesced &+= 1
+            return .alreadyPending
+        }
+        counters.lpisMadePending &+= 1
+        if config.isEnabled { addDeliverable(intid, level: config.priority.level, sink: &sink) }
+        return .madePending
+    }
+
+    /// Removes `intid` from the pending sets; returns whether it was pending.
+    mutating func removePending(_ intid: INTID, config: LPIConfig) -> Bool {
+        guard pending.remove(UInt64(intid.rawValue)) else { return false }
+        if config.isEnabled { removeDeliverable(intid, level: config.priority.level) }
+        return true
+    }
+
+    mutating func addDeliverable<S: LPIDeliverySink>(_ intid: INTID, level: Int, sink: inout S) {
+        deliverable[level].insert(UInt64(intid.rawValue))
+        deliverableLevels |= 1 &<< UInt64(level)
+        deliverableCount &+= 1
+        if deliverableCount == 1 { sink.lpiBecameDeliverable(on: configuration.vcpu) }
+    }
+
+    mutating func removeDeliverable(_ intid: INTID, level: Int) {
+        deliverable[level].remove(UInt64(intid.rawValue))
+        if deliverable[level].isEmpty { deliverableLevels &= ~(1 << UInt64(level)) }
+        deliverableCount -= 1
+    }
+
+    /// Moves a pending LPI between deliverable sets after its configuration changed.
+    mutating func reprioritise<S: LPIDeliverySink>(_ intid: INTID, from old: LPIConfig, to new: LPIConfig, sink: inout S) {
+        if old.isEnabled { removeDeliverable(intid, level: old.priority.level) }
+        if new.isEnabled { addDeliverable(intid, level: new.priority.level, sink: &sink) }
+    }
+
+    /// Reads the configuration byte of `intid` (which `accepts`) from the LPI Configuration table.
+    func readConfig<M: GuestMemory>(_ intid: INTID, memory: M) -> Result<LPIConfig, GuestMemoryFault> {
+        guard let address = configurationTable.adding(UInt64(intid.rawValue) - 8192) else {
+            return .failure(GuestMemoryFault(.addressOverflow, address: configurationTable, length: 1))
+        }
+        do {
+            return .success(LPIConfig(rawValue: try memory.readUInt8(at: address)))
+        } catch {
+            return .failure(error)
+        }
+    }
+}

@@ -1,0 +1,101 @@
+/// The LPI Pending table in guest memory (IHI 0069, 5.1.2): one bit per INTID, LPI n at bit n % 8 of
+/// byte n / 8 from GICR_PENDBASER.PA. The model reads it when EnableLPIs goes from 0 to 1 and writes it
+/// back on request (what KVM's SAVE_PENDING_TABLES does, for migration); in between the pending state
+/// lives in the model.
+extension Redistributor {
+    /// The first and past-the-last 64-bit words of the table that hold LPIs.
+    var pendingTableWords: Range<UInt64> {
+        let limit: UInt64 = effectiveIDBits >= 14 ? 1 << UInt64(effectiveIDBits) : 8192
+        return 8192 / 64 ..< limit / 64
+    }
+
+    /// Starts loading the pending table after EnableLPIs went from 0 to 1, unless PTZ said it is
+    /// zero. Work beyond `budget` words continues in ``performPendingWork(budget:memory:sink:)``.
+    mutating func startPendingTableLoad<M: GuestMemory, S: LPIDeliverySink>(budget: Int, memory: inout M, sink: inout S) {
+        guard !pendingTableZero else {
+            pendingTableZero = false
+            return
+        }
+        pendingTableLoadCursor = pendingTableWords.lowerBound
+        var remaining = budget
+        loadPendingTable(budget: &remaining, memory: &memory, sink: &sink)
+    }
+
+    /// Reads up to `budget` words of the pending table. Each set bit makes its LPI pending and is
+    /// then cleared in guest memory, so that a later enable cannot deliver the same LPI again (as
+    /// KVM does). A word that cannot be read ends the load and is counted.
+    mutating func loadPendingTable<M: GuestMemory, S: LPIDeliverySink>(budget: inout Int, memory: inout M, sink: inout S) {
+        guard var word = pendingTableLoadCursor else { return }
+        let end = pendingTableWords.upperBound
+        while word < end, budget > 0 {
+            budget -= 1
+            guard let address = pendingTable.adding(index: word, stride: 8),
+                  let bits = try? memory.readUInt64(at: address)
+            else {
+                counters.pendingTableFaults += 1
+                pendingTableLoadCursor = nil
+                return
+            }
+            if bits != 0 {
+                var remaining = bits
+                while remaining != 0 {
+                    let intid = INTID(UInt32(word * 64) + UInt32(remaining.trailingZeroBitCount))
+                    remaining &= remaining - 1
+                    _ = setPendingDirect(intid, memory: memory, sink: &sink)
+                }
+                if (try? memory.writeUInt64(0, at: address)) == nil { counters.pendingTableFaults += 1 }
+            }
+            word += 1
+        }
+        pendingTableLoadCursor = word < end ? word : nil
+    }
+
+    /// Writes the pending state of every LPI this redistributor knows into the guest's pending table:
+    /// the bit of a pending LPI is set, the bit of a known LPI that is not pending is cleared, other
+    /// bits are left as they are. Returns the first fault, after which nothing more is written.
+    /// O(known LPIs); the table is updated a 64-bit word at a time.
+    /// - Context: the owning lane.
+    public func savePendingTable<M: GuestMemory>(to memory: inout M) -> GuestMemoryFault? {
+        var fault: GuestMemoryFault?
+        var currentWord: UInt64?
+        var setBits: UInt64 = 0
+        var knownBits: UInt64 = 0
+        let table = pendingTable
+
+        func flush(_ memory: inout M) -> Bool {
+            guard let word = currentWord else { return true }
+            guard let address = table.adding(index: word, stride: 8) else {
+                fault = GuestMemoryFault(.addressOverflow, address: table, length: 8)
+                return false
+            }
+            do {
+                let old = try memory.readUInt64(at: address)
+                try memory.writeUInt64((old & ~knownBits) | setBits, at: address)
+                return true
+            } catch {
+                fault = error
+                return false
+            }
+        }
+
+        var keepGoing = true
+        lpis.forEach { key, _ in
+            let word = key / 64
+            if word != currentWord {
+                guard flush(&memory) else {
+                    keepGoing = false
+                    return false
+                }
+                currentWord = word
+                setBits = 0
+                knownBits = 0
+            }
+            let bit: UInt64 = 1 << (key % 64)
+            knownBits |= bit
+            if pending.contains(key) { setBits |= bit }
+            return true
+        }
+        if keepGoing { _ = flush(&memory) }
+        return fault
+    }
+}

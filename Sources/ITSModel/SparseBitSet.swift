@@ -1,0 +1,73 @@
+/// A sparse set of 64-bit keys, stored as 64-bit words in a ``SparseIndex`` keyed by key / 64. The
+/// pending LPIs of a vCPU are kept in these: setting, clearing and testing a bit are O(h), finding the
+/// smallest member is O(h) through the occupancy bitmaps, and memory follows the occupied words.
+public struct SparseBitSet: Sendable {
+    @usableFromInline var words = SparseIndex<UInt64>()
+    @usableFromInline var memberCount = 0
+    /// The number of members. O(1).
+    @inlinable public var count: Int { memberCount }
+
+    @inlinable public init() {}
+
+    @inlinable public var isEmpty: Bool { memberCount == 0 }
+
+    @inlinable public func contains(_ key: UInt64) -> Bool {
+        guard let word = words.load(key >> 6) else { return false }
+        return word & (1 &<< (key & 63)) != 0
+    }
+
+    /// Adds `key`; returns false when it was already a member.
+    @discardableResult
+    @inlinable public mutating func insert(_ key: UInt64) -> Bool {
+        let bit: UInt64 = 1 &<< (key & 63)
+        let inserted = words.update(key >> 6) { word -> Bool in
+            let old = word ?? 0
+            word = old | bit
+            return old & bit == 0
+        }
+        if inserted { memberCount &+= 1 }
+        return inserted
+    }
+
+    /// Removes `key`; returns false when it was not a member. A word left empty is erased.
+    @discardableResult
+    @inlinable public mutating func remove(_ key: UInt64) -> Bool {
+        let bit: UInt64 = 1 &<< (key & 63)
+        guard let old = words.load(key >> 6), old & bit != 0 else { return false }
+        let rest = old & ~bit
+        if rest == 0 { words.erase(key >> 6) } else { words.store(rest, at: key >> 6) }
+        memberCount &-= 1
+        return true
+    }
+
+    /// The smallest member at or after `key`, or nil. O(h).
+    public func first(atOrAfter key: UInt64 = 0) -> UInt64? {
+        if let word = words.load(key >> 6) {
+            let later = word & (~0 << (key & 63))
+            if later != 0 { return (key & ~63) | UInt64(later.trailingZeroBitCount) }
+        }
+        guard key >> 6 < UInt64.max >> 6, let (index, word) = words.first(atOrAfter: (key >> 6) + 1) else { return nil }
+        return index << 6 | UInt64(word.trailingZeroBitCount)
+    }
+
+    /// Calls `body` with each member in ascending order until it returns false.
+    public func forEach(_ body: (UInt64) throws -> Bool) rethrows {
+        try words.forEach { index, word in
+            var bits = word
+            while bits != 0 {
+                if try !body(index << 6 | UInt64(bits.trailingZeroBitCount)) { return false }
+                bits &= bits &- 1
+            }
+            return true
+        }
+    }
+
+    /// Removes every member.
+    public mutating func removeAll() {
+        words.removeAll()
+        memberCount = 0
+    }
+
+    /// Bytes of memory the set occupies.
+    public var bytesUsed: Int { words.bytesUsed }
+}
