@@ -23,8 +23,8 @@
 ///
 /// Values are `BitwiseCopyable` so that nodes are plain memory that needs no per-value teardown.
 ///
-/// In debug builds every mutation checks the invariants along the path it touched (occupancy bitmaps
-/// match the slots, no empty node remains, the height is minimal), and the whole tree while it holds
+/// In debug builds every mutation checks the invariants along the path it touched (the path's slots
+/// match their bitmap bits, no empty node remains, the height is minimal), and the whole tree while it holds
 /// at most ``fullCheckLimit`` entries; ``checkInvariants()`` checks the whole tree at any size.
 public struct SparseIndex<Value: BitwiseCopyable>: @unchecked Sendable {
     // @unchecked Sendable: `storage` is copy-on-write; it is mutated only when uniquely referenced, so
