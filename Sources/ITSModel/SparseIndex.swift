@@ -81,12 +81,16 @@ public struct SparseIndex<Value: BitwiseCopyable>: @unchecked Sendable {
 
 extension SparseIndex {
     /// Owns the nodes of one tree. Freed nodes go straight back to the allocator.
+    ///
+    /// Exclusivity is not checked at run time on these fields: they are only reached through the
+    /// owning `SparseIndex` value, whose own exclusivity is enforced statically, and copy on write
+    /// guarantees no two values mutate the same storage.
     @usableFromInline final class Storage {
-        @usableFromInline var root: UnsafeMutableRawPointer?
-        @usableFromInline var height: Int = 0
-        @usableFromInline var count: Int = 0
-        @usableFromInline var interiorNodes: Int = 0
-        @usableFromInline var leafNodes: Int = 0
+        @exclusivity(unchecked) @usableFromInline var root: UnsafeMutableRawPointer?
+        @exclusivity(unchecked) @usableFromInline var height: Int = 0
+        @exclusivity(unchecked) @usableFromInline var count: Int = 0
+        @exclusivity(unchecked) @usableFromInline var interiorNodes: Int = 0
+        @exclusivity(unchecked) @usableFromInline var leafNodes: Int = 0
 
         @usableFromInline init() {}
 

@@ -4,16 +4,33 @@
 import Glibc
 #endif
 
-let arguments = Array(CommandLine.arguments.dropFirst())
-let usage = """
-    usage: its-bench SUBCOMMAND [--json]
-      lpi-map   the sparse LPI index against Dictionary, a linked list and a memory-access floor
-    """
+enum ITSBench {
+    static let usage = """
+        usage: its-bench SUBCOMMAND [--json]
+          lpi-map   the sparse LPI index against Dictionary, a linked list and a memory-access floor
+        """
 
-switch arguments.first {
-case "lpi-map":
-    print("")
-default:
-    print(usage)
-    exit(2)
+    static func json(_ value: Double) -> String {
+        let scaled = (value * 100).rounded() / 100
+        return scaled == scaled.rounded() ? String(Int(scaled)) : String(scaled)
+    }
+
+    static func main() {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        let asJSON = arguments.contains("--json")
+        let unknown = arguments.dropFirst().filter { $0 != "--json" }
+        guard unknown.isEmpty else {
+            print("its-bench: unknown option \(unknown[0])\n\(usage)")
+            exit(2)
+        }
+        switch arguments.first {
+        case "lpi-map":
+            LPIMapBench.run(json: asJSON)
+        default:
+            print(usage)
+            exit(arguments.first == nil || arguments.first == "--help" ? 0 : 2)
+        }
+    }
 }
+
+ITSBench.main()
