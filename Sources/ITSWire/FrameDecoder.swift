@@ -11,13 +11,22 @@ public struct FrameDecoder: Sendable {
         case client
     }
 
+    /// The socket a connection runs on: a Unix stream socket carries file descriptors, TCP does not.
+    public enum Transport: Hashable, Sendable {
+        case unixStream
+        case tcp
+    }
+
     public var role: Role
     /// The connection's limits: `Limits.beforeHello` until HELLO completes, then the agreed ones.
     public var limits: Limits
+    /// On TCP a request whose opcode carries file descriptors is FD_NOT_ALLOWED_ON_TCP.
+    public var transport: Transport
 
-    public init(role: Role, limits: Limits = .beforeHello) {
+    public init(role: Role, limits: Limits = .beforeHello, transport: Transport = .unixStream) {
         self.role = role
         self.limits = limits
+        self.transport = transport
     }
 
     /// Decodes the frame at the start of `bytes`.
@@ -85,6 +94,9 @@ public struct FrameDecoder: Sendable {
             throw WireError(.flagConflict)
         }
         let expectedFDs = kind == .request ? (traits?.requestFDs ?? 0) : 0
+        if expectedFDs > 0, transport == .tcp {
+            throw WireError(.fdNotAllowedOnTCP, detail: UInt32(expectedFDs))
+        }
         guard fdCount == expectedFDs else {
             throw WireError(.fdCountMismatch, detail: UInt32(expectedFDs))
         }

@@ -89,8 +89,9 @@ public struct Hello: Hashable, Sendable, BitwiseCopyable {
     }
 
     /// The server's answer to a client's HELLO: same major, the lower minor, the capabilities both
-    /// support, the agreed limits. Returns the failure status (VERSION_MISMATCH) instead when the
-    /// majors differ or the proposal is unacceptable.
+    /// support, the agreed limits. Fails with VERSION_MISMATCH (detail: the server's major << 16 | minor)
+    /// when the majors differ, and with BAD_VALUE (detail: the minimum) when the proposed maximum frame
+    /// length is below `Limits.minimumFrameLength`. Either way the server closes the connection.
     public func answer(serverCapabilities: Capabilities = .defined,
                        maximum: Limits = .serverMaximum) -> Result<Hello, WireError> {
         guard major == Wire.majorVersion else {
@@ -98,7 +99,7 @@ public struct Hello: Hashable, Sendable, BitwiseCopyable {
                                       detail: UInt32(Wire.majorVersion) << 16 | UInt32(Wire.minorVersion)))
         }
         guard let limits = Limits.agreed(proposal: limits, maximum: maximum) else {
-            return .failure(WireError(.versionMismatch, detail: Limits.minimumFrameLength))
+            return .failure(WireError(.badValue, detail: Limits.minimumFrameLength))
         }
         return .success(Hello(major: major, minor: Swift.min(minor, Wire.minorVersion),
                               capabilities: capabilities.intersection(serverCapabilities), limits: limits))

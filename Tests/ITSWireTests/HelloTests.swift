@@ -51,7 +51,8 @@ import Testing
             Issue.record("accepted a 100-byte frame limit")
             return
         }
-        #expect(error.status == .versionMismatch)
+        #expect(error.status == .badValue)
+        #expect(error.detail == 4096)
     }
 
     @Test func statusNamesAreDistinct() {

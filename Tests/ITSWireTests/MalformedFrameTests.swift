@@ -132,6 +132,15 @@ import Testing
         #expect(status(client, frame(.ping, flags: 1, payload: le32(0, 0)), fds: 1) == .fdCountMismatch)
     }
 
+    /// On TCP the opcodes that carry a file descriptor are refused as such, not as a count mismatch.
+    @Test func fdOpcodesOnTCP() {
+        let tcp = FrameDecoder(role: .server, limits: .defaults, transport: .tcp)
+        #expect(status(tcp, frame(.bindIRQFD, payload: le32(1, 2, 3, 0))) == .fdNotAllowedOnTCP)
+        #expect(status(tcp, frame(.setVCPUNotify, payload: le32(1, 0))) == .fdNotAllowedOnTCP)
+        #expect(status(tcp, frame(.addMemRegion, payload: le32(1, 0, 0, 0, 0x1000, 0, 0, 0))) == .fdNotAllowedOnTCP)
+        #expect(status(tcp, frame(.inject, payload: le32(1, 2, 3, 0))) == nil)
+    }
+
     @Test func countsThatDisagreeWithTheLength() {
         #expect(status(server, frame(.injectBatch, payload: le32(1, 4, 1, 1, 2, 2, 3, 3))) == .batchCountMismatch)
         #expect(status(server, frame(.injectBatch, payload: le32(1, 2, 1, 1, 2, 2, 3, 3))) == .batchCountMismatch)
