@@ -5,6 +5,7 @@
 extension Frame {
     /// Appends the frame's bytes to `bytes`.
     public func encode(into bytes: inout [UInt8]) {
+        precondition(!noReply || message.opcode.traits?.noReplyAllowed == true, "NO_REPLY not allowed on this opcode")
         var w = ByteWriter(bytes: [])
         swap(&w.bytes, &bytes)
         let start = w.bytes.count
@@ -53,8 +54,10 @@ extension Message {
         case .destroyVM(let vm):
             w.u32(vm.rawValue)
             w.zeros(4)
-        case .listVMs, .done:
+        case .listVMs:
             break
+        case .done(let opcode):
+            precondition(opcode.traits?.replyIsEmpty == true, "\(opcode) has a reply payload")
         case .addMemRegion(let region):
             w.u32(region.vm.rawValue)
             w.zeros(4)

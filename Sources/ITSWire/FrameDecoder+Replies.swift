@@ -2,6 +2,7 @@
 /// bytes that remain before any array is reserved, so a hostile count cannot make the decoder allocate.
 extension FrameDecoder {
     func decodeReply(_ opcode: Opcode, _ r: inout ByteReader, slice: ArraySlice<UInt8>) throws(WireError) -> Message {
+        if opcode.traits?.replyIsEmpty == true { return .done(opcode) }
         switch opcode {
         case .hello:
             return .helloReply(try Self.readHello(&r))
@@ -54,9 +55,6 @@ extension FrameDecoder {
             return .dumpReply(try Self.readDumpPage(&r))
         case .snapshotVM:
             return .snapshotReply(try Self.readSnapshotChunk(&r, slice: slice))
-        case .destroyVM, .addMemRegion, .removeMemRegion, .mmioWrite, .inject, .bindIRQFD, .unbindIRQFD,
-             .mask, .unmask, .setVCPUNotify, .clearVCPUNotify, .subscribe, .restoreVM:
-            return .done(opcode)
         default:
             throw WireError(.unknownOpcode, detail: UInt32(opcode.rawValue))
         }

@@ -42,8 +42,9 @@ public struct Limits: Hashable, Sendable, BitwiseCopyable {
     /// The largest values the server agrees to.
     public static let serverMaximum = Limits(maxFrameLength: 1 << 20, maxBatchEntries: 65536, maxInFlight: 4096,
                                              maxFDsPerMessage: 8)
-    /// What holds before HELLO completes: room for HELLO and its reply, one fd at most.
-    public static let beforeHello = Limits(maxFrameLength: 4096, maxBatchEntries: 0, maxInFlight: 1,
+    /// What holds before HELLO completes: 4096-byte frames (so a batch fits (4096 - 24) / 8 pairs, and
+    /// the server answers an early batch with NOT_HELLO_FIRST, not a limit), one request, one fd.
+    public static let beforeHello = Limits(maxFrameLength: 4096, maxBatchEntries: 509, maxInFlight: 1,
                                            maxFDsPerMessage: 1)
     /// The smallest maximum frame length a client may propose.
     public static let minimumFrameLength: UInt32 = 4096

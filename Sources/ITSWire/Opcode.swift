@@ -48,11 +48,14 @@ public struct Opcode: RawRepresentable, Hashable, Sendable, BitwiseCopyable, Cus
         public let isEvent: Bool
         /// The capability a request needs, if any.
         public let capability: Capabilities
+        /// Whether a successful reply is the bare header (PROTOCOL.md, section 6: reply payload 0).
+        public let replyIsEmpty: Bool
     }
 
     static func makeTraits(_ name: String, fds: Int = 0, noReply: Bool = false, event: Bool = false,
-                       needs capability: Capabilities = []) -> Traits {
-        Traits(name: name, requestFDs: fds, noReplyAllowed: noReply, isEvent: event, capability: capability)
+                           needs capability: Capabilities = [], emptyReply: Bool = false) -> Traits {
+        Traits(name: name, requestFDs: fds, noReplyAllowed: noReply, isEvent: event, capability: capability,
+               replyIsEmpty: emptyReply)
     }
 
     /// The traits of this opcode, or nil when version 1.0 does not define it.
@@ -62,28 +65,28 @@ public struct Opcode: RawRepresentable, Hashable, Sendable, BitwiseCopyable, Cus
         case 0x0002: return Self.makeTraits("PING")
         case 0x0010: return Self.makeTraits("CREATE_VM")
         case 0x0011: return Self.makeTraits("ATTACH_VM")
-        case 0x0012: return Self.makeTraits("DESTROY_VM")
+        case 0x0012: return Self.makeTraits("DESTROY_VM", emptyReply: true)
         case 0x0013: return Self.makeTraits("LIST_VMS")
-        case 0x0020: return Self.makeTraits("ADD_MEM_REGION", fds: 1)
-        case 0x0021: return Self.makeTraits("REMOVE_MEM_REGION")
+        case 0x0020: return Self.makeTraits("ADD_MEM_REGION", fds: 1, emptyReply: true)
+        case 0x0021: return Self.makeTraits("REMOVE_MEM_REGION", emptyReply: true)
         case 0x0030: return Self.makeTraits("MMIO_READ")
-        case 0x0031: return Self.makeTraits("MMIO_WRITE", noReply: true)
-        case 0x0040: return Self.makeTraits("INJECT", noReply: true)
+        case 0x0031: return Self.makeTraits("MMIO_WRITE", noReply: true, emptyReply: true)
+        case 0x0040: return Self.makeTraits("INJECT", noReply: true, emptyReply: true)
         case 0x0041: return Self.makeTraits("INJECT_BATCH", noReply: true)
-        case 0x0050: return Self.makeTraits("BIND_IRQFD", fds: 1)
-        case 0x0051: return Self.makeTraits("UNBIND_IRQFD")
-        case 0x0052: return Self.makeTraits("MASK")
-        case 0x0053: return Self.makeTraits("UNMASK")
-        case 0x0060: return Self.makeTraits("SET_VCPU_NOTIFY", fds: 1)
-        case 0x0061: return Self.makeTraits("CLEAR_VCPU_NOTIFY")
-        case 0x0062: return Self.makeTraits("SUBSCRIBE", needs: .events)
+        case 0x0050: return Self.makeTraits("BIND_IRQFD", fds: 1, emptyReply: true)
+        case 0x0051: return Self.makeTraits("UNBIND_IRQFD", emptyReply: true)
+        case 0x0052: return Self.makeTraits("MASK", emptyReply: true)
+        case 0x0053: return Self.makeTraits("UNMASK", emptyReply: true)
+        case 0x0060: return Self.makeTraits("SET_VCPU_NOTIFY", fds: 1, emptyReply: true)
+        case 0x0061: return Self.makeTraits("CLEAR_VCPU_NOTIFY", emptyReply: true)
+        case 0x0062: return Self.makeTraits("SUBSCRIBE", needs: .events, emptyReply: true)
         case 0x0070: return Self.makeTraits("HPPI")
         case 0x0071: return Self.makeTraits("ACK")
         case 0x0072: return Self.makeTraits("PENDING")
         case 0x0080: return Self.makeTraits("STATS")
         case 0x0081: return Self.makeTraits("DUMP")
         case 0x0090: return Self.makeTraits("SNAPSHOT_VM", needs: .snapshot)
-        case 0x0091: return Self.makeTraits("RESTORE_VM", needs: .snapshot)
+        case 0x0091: return Self.makeTraits("RESTORE_VM", needs: .snapshot, emptyReply: true)
         case 0x0100: return Self.makeTraits("EVENT_VCPU_NOTIFY", event: true)
         case 0x0101: return Self.makeTraits("EVENT_VM_GONE", event: true)
         default: return nil

@@ -72,4 +72,22 @@ import Testing
             #expect(text.contains("| \(hex) | \(opcode.description) |"), "\(opcode) missing from a message table")
         }
     }
+
+    /// The message table of section 6 agrees with the opcode traits: descriptors, NO_REPLY, empty replies.
+    @Test func messageTableMatchesTheTraits() throws {
+        let url = VectorFiles.directory.deletingLastPathComponent().appendingPathComponent("PROTOCOL.md")
+        let text = try String(contentsOf: url, encoding: .utf8)
+        var rows = 0
+        for line in text.split(separator: "\n") where line.hasPrefix("| 0x") {
+            let cells = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+            guard cells.count == 6, let raw = UInt16(cells[0].dropFirst(2), radix: 16) else { continue }
+            let traits = try #require(Opcode(raw).traits, "\(cells[0]) is not an opcode")
+            #expect(cells[1] == traits.name)
+            #expect((cells[3] == "0") == traits.replyIsEmpty, "\(traits.name) reply column")
+            #expect(cells[4] == String(traits.requestFDs), "\(traits.name) fds column")
+            #expect((cells[5] == "yes") == traits.noReplyAllowed, "\(traits.name) NO_REPLY column")
+            rows += 1
+        }
+        #expect(rows == Opcode.all.filter { $0.traits?.isEvent == false }.count)
+    }
 }
