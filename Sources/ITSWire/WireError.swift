@@ -25,3 +25,13 @@ public struct WireError: Error, Hashable, Sendable {
         header.map { Int($0.length) }
     }
 }
+
+extension WireError {
+    /// The error reply the server sends for this error (PROTOCOL.md, "Error replies"): the offending
+    /// frame's opcode and message id, or 0 and 0 when the length field was bad.
+    public func errorReply(text: String = "") -> Frame {
+        let opcode = header?.opcode ?? Opcode(0)
+        return Frame(.error(opcode, ErrorReport(status, detail: detail, text: text)),
+                     id: header?.messageID ?? MessageID(0))
+    }
+}

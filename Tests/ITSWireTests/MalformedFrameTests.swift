@@ -41,6 +41,25 @@ import Testing
         #expect(error.resumeAfter == 28)
     }
 
+    /// The error reply for a decoder error echoes the frame's opcode and id, and decodes on the client.
+    @Test func errorReplyForADecoderError() {
+        guard case .failure(let error) = server.decode(frame(.inject, id: 77, payload: le32(1, 2, 3, 5)), fdCount: 0)
+        else {
+            Issue.record("accepted")
+            return
+        }
+        let reply = error.errorReply(text: "reserved field")
+        guard case .frame(let decoded, _) = client.decode(reply.encoded, fdCount: 0) else {
+            Issue.record("error reply does not decode")
+            return
+        }
+        #expect(decoded.messageID == MessageID(77))
+        #expect(decoded.message == .error(.inject, ErrorReport(.nonzeroPadding, detail: 28, text: "reserved field")))
+        guard case .failure(let fatal) = server.decode(le32(3), fdCount: 0) else { return }
+        #expect(fatal.errorReply().messageID == MessageID(0))
+        #expect(fatal.errorReply().message == .error(Opcode(0), ErrorReport(.lengthBelowHeader, detail: 3)))
+    }
+
     @Test func trailingBytes() {
         #expect(status(server, frame(.ping, payload: le32(1, 2, 3, 4))) == .trailingBytes)
         #expect(status(server, frame(.listVMs, payload: le32(0, 0))) == .trailingBytes)
