@@ -22,6 +22,7 @@ build: deps
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --parallel
+	$(MAKE) -C Protocol check
 
 run: deps
 	$(SWIFT) build -c release --product its-bench

@@ -5,20 +5,24 @@ let package = Package(
     name: "itsd",
     products: [
         .library(name: "ITSModel", targets: ["ITSModel"]),
+        .library(name: "ITSWire", targets: ["ITSWire"]),
         .executable(name: "its-bench", targets: ["its-bench"]),
     ],
     targets: [
         // Pure architectural state of the GICv3 ITS and LPIs: standard library only.
         .target(name: "ITSModel"),
+        // Frames <-> messages of the itsd wire protocol (Protocol/PROTOCOL.md): standard library only.
+        .target(name: "ITSWire"),
         // libuv 1.44 from Debian's libuv1-dev.
         .systemLibrary(
             name: "CLibUV",
             pkgConfig: "libuv",
             providers: [.apt(["libuv1-dev"])]
         ),
-        .executableTarget(name: "its-bench", dependencies: ["ITSModel"]),
+        .executableTarget(name: "its-bench", dependencies: ["ITSModel", "ITSWire"]),
         .testTarget(name: "ITSModelTests", dependencies: ["ITSModel"]),
         .testTarget(name: "CLibUVTests", dependencies: ["CLibUV"]),
+        .testTarget(name: "ITSWireTests", dependencies: ["ITSWire"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -8,6 +8,7 @@ enum ITSBench {
     static let usage = """
         usage: its-bench SUBCOMMAND [--json]
           lpi-map   the sparse LPI index against Dictionary, a linked list and a memory-access floor
+          wire      INJECT_BATCH and INJECT frames decoded per second by ITSWire
         """
 
     static func json(_ value: Double) -> String {
@@ -26,6 +27,8 @@ enum ITSBench {
         switch arguments.first {
         case "lpi-map":
             LPIMapBench.run(json: asJSON)
+        case "wire":
+            runWireBench(json: asJSON)
         default:
             print(usage)
             exit(arguments.first == nil || arguments.first == "--help" ? 0 : 2)

@@ -1,0 +1,30 @@
+/// Appends little-endian fields to an encoding buffer.
+struct ByteWriter {
+    var bytes: [UInt8]
+
+    @inline(__always)
+    static func appendLE<T: FixedWidthInteger>(_ value: T, to bytes: inout [UInt8]) {
+        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    @inline(__always) mutating func u8(_ value: UInt8) { bytes.append(value) }
+    @inline(__always) mutating func u16(_ value: UInt16) { Self.appendLE(value, to: &bytes) }
+    @inline(__always) mutating func u32(_ value: UInt32) { Self.appendLE(value, to: &bytes) }
+    @inline(__always) mutating func u64(_ value: UInt64) { Self.appendLE(value, to: &bytes) }
+
+    mutating func zeros(_ count: Int) {
+        bytes.append(contentsOf: repeatElement(0, count: count))
+    }
+
+    /// Zero bytes that bring `length` up to a multiple of 8.
+    mutating func padding(after length: Int) {
+        zeros((8 - length & 7) & 7)
+    }
+
+    /// Overwrites a u32 already written at `offset`.
+    mutating func patch(_ value: UInt32, at offset: Int) {
+        withUnsafeBytes(of: value.littleEndian) { raw in
+            for index in 0..<4 { bytes[offset + index] = raw[index] }
+        }
+    }
+}
