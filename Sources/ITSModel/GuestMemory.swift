@@ -29,8 +29,9 @@ public struct GuestMemoryFault: Error, Hashable, Sendable {
 public protocol GuestMemory {
     /// Copies `buffer.count` bytes starting at `address` into `buffer`.
     func read(at address: GuestAddress, into buffer: UnsafeMutableRawBufferPointer) throws(GuestMemoryFault)
-    /// Copies `bytes` into guest memory starting at `address`.
-    mutating func write(at address: GuestAddress, from bytes: UnsafeRawBufferPointer) throws(GuestMemoryFault)
+    /// Copies `bytes` into guest memory starting at `address`. Guest memory has reference
+    /// semantics (it is the VM's RAM), so writing does not mutate the accessor.
+    func write(at address: GuestAddress, from bytes: UnsafeRawBufferPointer) throws(GuestMemoryFault)
 }
 
 extension GuestMemory {
@@ -52,22 +53,25 @@ extension GuestMemory {
         return UInt64(littleEndian: value)
     }
 
-    @inlinable public mutating func writeUInt8(_ value: UInt8, at address: GuestAddress) throws(GuestMemoryFault) {
+    @inlinable public func writeUInt8(_ value: UInt8, at address: GuestAddress) throws(GuestMemoryFault) {
         try withUnsafeBytes(of: value) { (bytes) throws(GuestMemoryFault) in try write(at: address, from: bytes) }
     }
 
-    @inlinable public mutating func writeUInt32(_ value: UInt32, at address: GuestAddress) throws(GuestMemoryFault) {
+    @inlinable public func writeUInt32(_ value: UInt32, at address: GuestAddress) throws(GuestMemoryFault) {
         try withUnsafeBytes(of: value.littleEndian) { (bytes) throws(GuestMemoryFault) in try write(at: address, from: bytes) }
     }
 
-    @inlinable public mutating func writeUInt64(_ value: UInt64, at address: GuestAddress) throws(GuestMemoryFault) {
+    @inlinable public func writeUInt64(_ value: UInt64, at address: GuestAddress) throws(GuestMemoryFault) {
         try withUnsafeBytes(of: value.littleEndian) { (bytes) throws(GuestMemoryFault) in try write(at: address, from: bytes) }
     }
 }
 
 /// Guest memory held in Swift arrays: regions of bytes at guest physical addresses. For tests,
 /// benchmarks and tools that build guest tables without a VM.
-public struct InMemoryGuestMemory: GuestMemory, Sendable {
+///
+/// A class, because guest RAM has reference semantics: the ITS, the redistributors and the test
+/// that plays the guest all see the same bytes. Not thread-safe; one thread uses an instance.
+public final class InMemoryGuestMemory: GuestMemory {
     public struct Region: Sendable {
         public var base: GuestAddress
         public var bytes: [UInt8]
@@ -79,14 +83,15 @@ public struct InMemoryGuestMemory: GuestMemory, Sendable {
     public init() {}
 
     /// A memory with one zero-filled region of `size` bytes at `base`.
-    public init(base: GuestAddress, size: Int) {
+    public convenience init(base: GuestAddress, size: Int) {
+        self.init()
         precondition(addRegion(base: base, size: size), "the region overflows the address space")
     }
 
     /// Adds a zero-filled region. Returns false, changing nothing, when it would overlap another
     /// region or pass the end of the address space.
     @discardableResult
-    public mutating func addRegion(base: GuestAddress, size: Int) -> Bool {
+    public func addRegion(base: GuestAddress, size: Int) -> Bool {
         guard size > 0, let end = base.adding(UInt64(size) - 1) else { return false }
         for region in regions {
             let regionEnd = region.base.rawValue + UInt64(region.bytes.count - 1)
@@ -127,7 +132,7 @@ public struct InMemoryGuestMemory: GuestMemory, Sendable {
         }
     }
 
-    public mutating func write(at address: GuestAddress, from bytes: UnsafeRawBufferPointer) throws(GuestMemoryFault) {
+    public func write(at address: GuestAddress, from bytes: UnsafeRawBufferPointer) throws(GuestMemoryFault) {
         let (index, offset) = try locate(address, length: bytes.count)
         regions[index].bytes.withUnsafeMutableBytes { target in
             // SAFETY: locate() proved offset + bytes.count <= target.count.

@@ -143,20 +143,20 @@ extension Redistributor {
     /// GICR_SYNCR.Busy reads 1 until it is done. A sweep already under way starts over.
     /// - Context: the owning lane.
     public mutating func invalidateAll<M: GuestMemory, S: LPIDeliverySink>(
-        budget: Int, memory: inout M, sink: inout S
+        budget: Int, memory: M, sink: inout S
     ) {
         invalidateAllCursor = 0
-        _ = performPendingWork(budget: budget, memory: &memory, sink: &sink)
+        _ = performPendingWork(budget: budget, memory: memory, sink: &sink)
     }
 
     /// Continues background work — a pending-table load, then an invalidate-all sweep — for at most
     /// `budget` units (pending-table words or LPIs). Returns whether work remains.
     /// - Context: the owning lane.
     public mutating func performPendingWork<M: GuestMemory, S: LPIDeliverySink>(
-        budget: Int, memory: inout M, sink: inout S
+        budget: Int, memory: M, sink: inout S
     ) -> Bool {
         var remaining = budget
-        if pendingTableLoadCursor != nil { loadPendingTable(budget: &remaining, memory: &memory, sink: &sink) }
+        if pendingTableLoadCursor != nil { loadPendingTable(budget: &remaining, memory: memory, sink: &sink) }
         if let start = invalidateAllCursor, remaining > 0 {
             var next: UInt64? = nil
             var updates: [(INTID, LPIRecord)] = []

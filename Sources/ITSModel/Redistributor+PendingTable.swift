@@ -11,20 +11,20 @@ extension Redistributor {
 
     /// Starts loading the pending table after EnableLPIs went from 0 to 1, unless PTZ said it is
     /// zero. Work beyond `budget` words continues in ``performPendingWork(budget:memory:sink:)``.
-    mutating func startPendingTableLoad<M: GuestMemory, S: LPIDeliverySink>(budget: Int, memory: inout M, sink: inout S) {
+    mutating func startPendingTableLoad<M: GuestMemory, S: LPIDeliverySink>(budget: Int, memory: M, sink: inout S) {
         guard !pendingTableZero else {
             pendingTableZero = false
             return
         }
         pendingTableLoadCursor = pendingTableWords.lowerBound
         var remaining = budget
-        loadPendingTable(budget: &remaining, memory: &memory, sink: &sink)
+        loadPendingTable(budget: &remaining, memory: memory, sink: &sink)
     }
 
     /// Reads up to `budget` words of the pending table. Each set bit makes its LPI pending and is
     /// then cleared in guest memory, so that a later enable cannot deliver the same LPI again (as
     /// KVM does). A word that cannot be read ends the load and is counted.
-    mutating func loadPendingTable<M: GuestMemory, S: LPIDeliverySink>(budget: inout Int, memory: inout M, sink: inout S) {
+    mutating func loadPendingTable<M: GuestMemory, S: LPIDeliverySink>(budget: inout Int, memory: M, sink: inout S) {
         guard var word = pendingTableLoadCursor else { return }
         let end = pendingTableWords.upperBound
         while word < end, budget > 0 {
@@ -55,14 +55,14 @@ extension Redistributor {
     /// bits are left as they are. Returns the first fault, after which nothing more is written.
     /// O(known LPIs); the table is updated a 64-bit word at a time.
     /// - Context: the owning lane.
-    public func savePendingTable<M: GuestMemory>(to memory: inout M) -> GuestMemoryFault? {
+    public func savePendingTable<M: GuestMemory>(to memory: M) -> GuestMemoryFault? {
         var fault: GuestMemoryFault?
         var currentWord: UInt64?
         var setBits: UInt64 = 0
         var knownBits: UInt64 = 0
         let table = pendingTable
 
-        func flush(_ memory: inout M) -> Bool {
+        func flush(_ memory: M) -> Bool {
             guard let word = currentWord else { return true }
             guard let address = table.adding(index: word, stride: 8) else {
                 fault = GuestMemoryFault(.addressOverflow, address: table, length: 8)
@@ -82,7 +82,7 @@ extension Redistributor {
         lpis.forEach { key, _ in
             let word = key / 64
             if word != currentWord {
-                guard flush(&memory) else {
+                guard flush(memory) else {
                     keepGoing = false
                     return false
                 }
@@ -95,7 +95,7 @@ extension Redistributor {
             if pending.contains(key) { setBits |= bit }
             return true
         }
-        if keepGoing { _ = flush(&memory) }
+        if keepGoing { _ = flush(memory) }
         return fault
     }
 }

@@ -111,7 +111,7 @@ extension Redistributor {
     /// - Context: the owning lane.
     @discardableResult
     public mutating func mmioWrite<M: GuestMemory, S: LPIDeliverySink>(
-        offset: UInt64, width: MMIOWidth, value: UInt64, memory: inout M, sink: inout S,
+        offset: UInt64, width: MMIOWidth, value: UInt64, memory: M, sink: inout S,
         workBudget: Int = Redistributor.defaultWorkBudget
     ) -> MMIOIgnoredReason? {
         let effect: RegisterEffect
@@ -129,7 +129,7 @@ extension Redistributor {
             counters.mmioIgnored += 1
             return reason
         case .setLPIsEnabled(let enable):
-            setLPIsEnabled(enable, budget: workBudget, memory: &memory, sink: &sink)
+            setLPIsEnabled(enable, budget: workBudget, memory: memory, sink: &sink)
         case .setPending(let intid):
             _ = setPendingDirect(intid, memory: memory, sink: &sink)
         case .clearPending(let intid):
@@ -137,7 +137,7 @@ extension Redistributor {
         case .invalidate(let intid):
             invalidate(intid, memory: memory, sink: &sink)
         case .invalidateAll:
-            invalidateAll(budget: workBudget, memory: &memory, sink: &sink)
+            invalidateAll(budget: workBudget, memory: memory, sink: &sink)
         }
         return nil
     }
@@ -146,12 +146,12 @@ extension Redistributor {
     /// 1 -> 0 drops every pending LPI of this vCPU (KVM's choice; IHI 0069 leaves what happens to
     /// pending LPIs IMPLEMENTATION DEFINED). Mappings and cached configuration stay.
     mutating func setLPIsEnabled<M: GuestMemory, S: LPIDeliverySink>(
-        _ enable: Bool, budget: Int, memory: inout M, sink: inout S
+        _ enable: Bool, budget: Int, memory: M, sink: inout S
     ) {
         guard enable != lpisEnabled else { return }
         lpisEnabled = enable
         if enable {
-            startPendingTableLoad(budget: budget, memory: &memory, sink: &sink)
+            startPendingTableLoad(budget: budget, memory: memory, sink: &sink)
         } else {
             dropAllPending()
         }

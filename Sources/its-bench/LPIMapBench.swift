@@ -169,7 +169,7 @@ enum LPIMapBench {
     static func pendAckNanoseconds(intids: [UInt32], rng: inout SplitMix64) -> Double {
         let size = intids.count
         let configTable = GuestAddress(0x100_0000)
-        var memory = InMemoryGuestMemory(base: configTable, size: 4 * size + 8192)
+        let memory = InMemoryGuestMemory(base: configTable, size: 4 * size + 8192)
         for intid in intids {
             let config = LPIConfig(priority: Priority(UInt8(truncatingIfNeeded: intid &* 2_654_435_761 >> 24)), enabled: true)
             try! memory.writeUInt8(config.rawValue, at: configTable.adding(UInt64(intid - 8192))!)
@@ -177,10 +177,10 @@ enum LPIMapBench {
         var sink = DeliveryLog()
         var redistributor = Redistributor(.init(vcpu: VCPUIndex(0), isLast: true, intidBits: 32))
         redistributor.mmioWrite(offset: Redistributor.Offset.propbaser, width: .doubleword, value: configTable.rawValue | 31,
-                                memory: &memory, sink: &sink)
+                                memory: memory, sink: &sink)
         redistributor.mmioWrite(offset: Redistributor.Offset.pendbaser, width: .doubleword, value: 1 << 62,
-                                memory: &memory, sink: &sink)
-        redistributor.mmioWrite(offset: Redistributor.Offset.ctlr, width: .word, value: 1, memory: &memory, sink: &sink)
+                                memory: memory, sink: &sink)
+        redistributor.mmioWrite(offset: Redistributor.Offset.ctlr, width: .word, value: 1, memory: memory, sink: &sink)
         for intid in intids { _ = redistributor.mapLPI(INTID(intid), memory: memory) }
         var order = intids.map { INTID($0) }
         order.shuffle(using: &rng)

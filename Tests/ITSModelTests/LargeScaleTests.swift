@@ -8,7 +8,7 @@ import Testing
     let lpiCount = 1_000_000
     let vcpuCount = 64
     let configTable = GuestAddress(0x100_0000)
-    var memory = InMemoryGuestMemory()
+    let memory = InMemoryGuestMemory()
     memory.addRegion(base: configTable, size: 1 << 24)
     var redistributors = (0 ..< vcpuCount).map { index in
         Redistributor(.init(vcpu: VCPUIndex(UInt16(index)), isLast: index == vcpuCount - 1, intidBits: 24))
@@ -16,11 +16,11 @@ import Testing
     var sink = DeliveryLog()
     for index in redistributors.indices {
         redistributors[index].mmioWrite(offset: Redistributor.Offset.propbaser, width: .doubleword,
-                                        value: configTable.rawValue | 23, memory: &memory, sink: &sink)
+                                        value: configTable.rawValue | 23, memory: memory, sink: &sink)
         redistributors[index].mmioWrite(offset: Redistributor.Offset.pendbaser, width: .doubleword,
-                                        value: 1 << 62, memory: &memory, sink: &sink)
+                                        value: 1 << 62, memory: memory, sink: &sink)
         redistributors[index].mmioWrite(offset: Redistributor.Offset.ctlr, width: .word, value: 1,
-                                        memory: &memory, sink: &sink)
+                                        memory: memory, sink: &sink)
     }
 
     // INTID i lies in its own 15-wide slot: scattered over 8192 ..< 8192 + 15,000,000.

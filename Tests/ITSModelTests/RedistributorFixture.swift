@@ -42,7 +42,7 @@ struct RedistributorFixture {
     @discardableResult
     mutating func write(_ offset: UInt64, _ value: UInt64, width: MMIOWidth = .doubleword) -> MMIOIgnoredReason? {
         let width = offset == Redistributor.Offset.ctlr ? MMIOWidth.word : width
-        return redistributor.mmioWrite(offset: offset, width: width, value: value, memory: &memory, sink: &sink)
+        return redistributor.mmioWrite(offset: offset, width: width, value: value, memory: memory, sink: &sink)
     }
 
     mutating func read(_ offset: UInt64, width: MMIOWidth = .doubleword) -> UInt64? {

@@ -81,11 +81,11 @@ import Testing
         var fixture = RedistributorFixture(idBits: 20, enable: false, pendingTableZero: false)
         fixture.map(1_000_000)
         fixture.setPendingTableBit(1_000_000)
-        fixture.redistributor.mmioWrite(offset: Offset.ctlr, width: .word, value: 1, memory: &fixture.memory,
+        fixture.redistributor.mmioWrite(offset: Offset.ctlr, width: .word, value: 1, memory: fixture.memory,
                                         sink: &fixture.sink, workBudget: 1000)
         #expect(fixture.redistributor.hasPendingWork, "2^20 bits is 16384 words")
         #expect(fixture.read(Offset.syncr, width: .word) == 1)
-        while fixture.redistributor.performPendingWork(budget: 1000, memory: &fixture.memory, sink: &fixture.sink) {}
+        while fixture.redistributor.performPendingWork(budget: 1000, memory: fixture.memory, sink: &fixture.sink) {}
         #expect(fixture.redistributor.isPending(INTID(1_000_000)))
         // A pending table outside guest memory: the load stops at the first word and is counted.
         fixture.write(Offset.ctlr, 0)
@@ -122,7 +122,7 @@ import Testing
         fixture.pend(8192)
         fixture.pend(8256)
         fixture.pend(20_000)
-        #expect(fixture.redistributor.savePendingTable(to: &fixture.memory) == nil)
+        #expect(fixture.redistributor.savePendingTable(to: fixture.memory) == nil)
         #expect(fixture.pendingTableBit(8192) && fixture.pendingTableBit(8256) && fixture.pendingTableBit(20_000))
         #expect(!fixture.pendingTableBit(8193) && !fixture.pendingTableBit(8255))
         #expect(fixture.pendingTableBit(30_000))
@@ -139,7 +139,7 @@ import Testing
         fixture.map(8192)
         fixture.write(Offset.ctlr, 0)
         fixture.write(Offset.pendbaser, 0x7000_0000)
-        let fault = fixture.redistributor.savePendingTable(to: &fixture.memory)
+        let fault = fixture.redistributor.savePendingTable(to: fixture.memory)
         #expect(fault == GuestMemoryFault(.unmapped, address: GuestAddress(0x7000_0000 + 8192 / 8), length: 8))
     }
 

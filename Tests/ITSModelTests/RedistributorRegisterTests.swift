@@ -39,7 +39,7 @@ import Testing
         #expect(!fixture.redistributor.lpisEnabled)
         #expect(fixture.write(Offset.ctlr, 1, width: .doubleword) == nil, "CTLR writes go through as words")
         #expect(fixture.redistributor.mmioWrite(offset: Offset.ctlr, width: .doubleword, value: 1,
-                                                memory: &fixture.memory, sink: &fixture.sink) == .unsupportedWidth)
+                                                memory: fixture.memory, sink: &fixture.sink) == .unsupportedWidth)
     }
 
     // IHI 0069 12.11.26 GICR_PROPBASER and 12.11.22 GICR_PENDBASER.
@@ -104,11 +104,11 @@ import Testing
         #expect(fixture.redistributor.highestPriorityPending() == INTID(9000))
         #expect(fixture.sink.notified.count == 1)
         // INVALLR with a budget smaller than the LPIs: Busy until background work finishes.
-        fixture.redistributor.mmioWrite(offset: Offset.invallr, width: .doubleword, value: 0, memory: &fixture.memory,
+        fixture.redistributor.mmioWrite(offset: Offset.invallr, width: .doubleword, value: 0, memory: fixture.memory,
                                         sink: &fixture.sink, workBudget: 3000)
         #expect(fixture.read(Offset.syncr, width: .word) == 1)
         var rounds = 0
-        while fixture.redistributor.performPendingWork(budget: 3000, memory: &fixture.memory, sink: &fixture.sink) {
+        while fixture.redistributor.performPendingWork(budget: 3000, memory: fixture.memory, sink: &fixture.sink) {
             rounds += 1
         }
         #expect(rounds == 2)

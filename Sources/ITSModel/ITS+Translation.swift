@@ -1,0 +1,109 @@
+/// Translation of (DeviceID, EventID) into an LPI on a vCPU, through a translation cache.
+///
+/// The cache maps an event's key straight to (INTID, vCPU): a hit is one sparse-index lookup and
+/// never touches guest memory. It is never stale because every change that could alter a
+/// translation — DISCARD, MOVI, MAPTI over an existing event, MAPD, MAPC, MOVALL, disabling the ITS,
+/// EnableLPIs going 1 -> 0, a restore — passes through ``invalidateTranslations(_:)``, the only
+/// function that removes entries. (The two KVM CVEs in this area were invalidations racing cached
+/// translations; here the ITS is confined to one thread and invalidation has one entry point.)
+extension ITS {
+    /// Why an MSI or INT raised nothing.
+    public enum TranslationError: Error, Hashable, Sendable {
+        /// GITS_CTLR.Enabled is 0: TRANSLATER writes are ignored.
+        case disabled
+        /// The DeviceID is beyond GITS_TYPER.Devbits or not mapped.
+        case unmappedDevice
+        /// The EventID is beyond the device's ITT or not mapped.
+        case unmappedEvent
+        /// The event's collection is not mapped to a redistributor.
+        case unmappedCollection
+    }
+
+    /// What an invalidation covers.
+    public enum InvalidationScope: Hashable, Sendable {
+        case all
+        case device(DeviceID)
+        case event(DeviceID, EventID)
+    }
+
+    /// The translation of (device, event), from the cache or else by walking the mappings (and then
+    /// cached). Counts hits, misses and blocked translations.
+    /// - Context: the ITS's thread; the hot path of every MSI.
+    public mutating func translate(_ device: DeviceID, _ event: EventID) -> Result<Translation, TranslationError> {
+        guard enabled else {
+            counters.translaterWritesIgnored &+= 1
+            return .failure(.disabled)
+        }
+        guard UInt64(device.rawValue) >> UInt64(configuration.deviceIDBits) == 0 else {
+            counters.translationsBlocked &+= 1
+            return .failure(.unmappedDevice)
+        }
+        guard UInt64(event.rawValue) >> UInt64(configuration.eventIDBits) == 0 else {
+            counters.translationsBlocked &+= 1
+            return .failure(.unmappedEvent)
+        }
+        let key = eventKey(device, event)
+        if let hit = translationCache.load(key) {
+            counters.translationHits &+= 1
+            return .success(hit)
+        }
+        return translateUncached(device, event, key: key)
+    }
+
+    /// The walk behind a cache miss: device, event, collection.
+    mutating func translateUncached(_ device: DeviceID, _ event: EventID, key: UInt64) -> Result<Translation, TranslationError> {
+        counters.translationMisses += 1
+        let result = walk(device, event)
+        switch result {
+        case .success(let translation):
+            if translationCache.count < configuration.translationCacheLimit {
+                translationCache.store(translation, at: key)
+            }
+        case .failure:
+            counters.translationsBlocked += 1
+        }
+        return result
+    }
+
+    /// Resolves (device, event) through the mappings without the cache.
+    public func walk(_ device: DeviceID, _ event: EventID) -> Result<Translation, TranslationError> {
+        guard let mapping = devices.load(UInt64(device.rawValue)) else { return .failure(.unmappedDevice) }
+        guard UInt64(event.rawValue) >> UInt64(mapping.eventIDBits) == 0,
+              let ite = events.load(eventKey(device, event))
+        else { return .failure(.unmappedEvent) }
+        guard let vcpu = collections.load(UInt64(ite.collection.rawValue)) else { return .failure(.unmappedCollection) }
+        return .success(Translation(intid: ite.intid, vcpu: vcpu))
+    }
+
+    /// The one place translation-cache entries are removed.
+    /// - Context: the ITS's thread.
+    public mutating func invalidateTranslations(_ scope: InvalidationScope) {
+        guard !translationCache.isEmpty else { return }
+        counters.cacheInvalidations += 1
+        switch scope {
+        case .all:
+            translationCache.removeAll()
+        case .event(let device, let event):
+            translationCache.erase(eventKey(device, event))
+        case .device(let device):
+            var keys: [UInt64] = []
+            translationCache.forEach(in: eventKeys(of: device)) { key, _ in
+                keys.append(key)
+                return true
+            }
+            for key in keys { translationCache.erase(key) }
+        }
+    }
+
+    /// An MSI: the ITS's translation of a write of `event` to GITS_TRANSLATER by `device`, made
+    /// pending at the target. Returns the translation, or why nothing was raised (counted).
+    /// - Context: the ITS's thread.
+    @discardableResult
+    public mutating func signal<R: RedistributorOperations>(_ device: DeviceID, _ event: EventID,
+                                                            redistributors: inout R) -> Result<Translation, TranslationError>
+    {
+        let result = translate(device, event)
+        if case .success(let translation) = result { redistributors.setPending(translation.intid, on: translation.vcpu) }
+        return result
+    }
+}

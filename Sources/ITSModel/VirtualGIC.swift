@@ -1,0 +1,81 @@
+/// The LPI side of a VM's interrupt controller in one value: an ITS and one redistributor per vCPU,
+/// sharing guest memory, single-threaded. Tests, tools and benchmarks drive it the way a guest and
+/// its VMM would; the server splits the same pieces between its loop thread and its lanes.
+public struct VirtualGIC<Memory: GuestMemory & AnyObject, Sink: LPIDeliverySink> {
+    public var its: ITS
+    public var redistributors: LocalRedistributors<Memory, Sink>
+
+    public init(_ configuration: ITS.Configuration, memory: Memory, sink: Sink) {
+        its = ITS(configuration)
+        redistributors = LocalRedistributors(vcpuCount: configuration.vcpuCount, intidBits: configuration.intidBits,
+                                             memory: memory, sink: sink)
+    }
+
+    public var memory: Memory { redistributors.memory }
+    public var sink: Sink {
+        get { redistributors.sink }
+        set { redistributors.sink = newValue }
+    }
+
+    /// The redistributor of `vcpu`.
+    public func redistributor(_ vcpu: VCPUIndex) -> Redistributor { redistributors.redistributors[Int(vcpu.rawValue)] }
+
+    /// A guest write to the ITS frame (see ``ITS/mmioWrite(offset:width:value:deviceID:memory:redistributors:budget:)``).
+    @discardableResult
+    public mutating func writeITS(_ offset: UInt64, _ value: UInt64, width: MMIOWidth = .doubleword,
+                                  deviceID: DeviceID? = nil, budget: Int = ITS.defaultWorkBudget) -> MMIOIgnoredReason?
+    {
+        let memory = self.memory
+        return its.mmioWrite(offset: offset, width: width, value: value, deviceID: deviceID, memory: memory,
+                             redistributors: &redistributors, budget: budget)
+    }
+
+    public mutating func readITS(_ offset: UInt64, width: MMIOWidth = .doubleword) -> Result<UInt64, MMIOIgnoredReason> {
+        its.mmioRead(offset: offset, width: width)
+    }
+
+    /// A guest write to `vcpu`'s redistributor. Clearing EnableLPIs also invalidates the ITS's
+    /// translations, as KVM does.
+    @discardableResult
+    public mutating func writeRedistributor(_ vcpu: VCPUIndex, _ offset: UInt64, _ value: UInt64,
+                                            width: MMIOWidth = .doubleword) -> MMIOIgnoredReason?
+    {
+        let index = Int(vcpu.rawValue)
+        let wasEnabled = redistributors.redistributors[index].lpisEnabled
+        let memory = self.memory
+        let result = redistributors.redistributors[index].mmioWrite(offset: offset, width: width, value: value,
+                                                                    memory: memory, sink: &redistributors.sink)
+        if wasEnabled, !redistributors.redistributors[index].lpisEnabled { its.invalidateTranslations(.all) }
+        return result
+    }
+
+    public mutating func readRedistributor(_ vcpu: VCPUIndex, _ offset: UInt64,
+                                           width: MMIOWidth = .doubleword) -> Result<UInt64, MMIOIgnoredReason>
+    {
+        redistributors.redistributors[Int(vcpu.rawValue)].mmioRead(offset: offset, width: width)
+    }
+
+    /// An MSI from `device` with `event`, as a write to GITS_TRANSLATER would carry.
+    @discardableResult
+    public mutating func inject(_ device: DeviceID, _ event: EventID) -> Result<ITS.Translation, ITS.TranslationError> {
+        its.signal(device, event, redistributors: &redistributors)
+    }
+
+    /// The vCPU's CPU interface acknowledging its highest-priority LPI (1023 when none).
+    public mutating func acknowledge(_ vcpu: VCPUIndex, priorityMask: Priority = .lowest) -> INTID {
+        redistributors.redistributors[Int(vcpu.rawValue)].acknowledge(priorityMask: priorityMask)
+    }
+
+    /// Runs queued commands and background work until none remains or `rounds` budgets are spent.
+    /// Returns whether work remains.
+    @discardableResult
+    public mutating func runPendingWork(budget: Int = ITS.defaultWorkBudget, rounds: Int = .max) -> Bool {
+        let memory = self.memory
+        for _ in 0 ..< rounds {
+            let queue = its.processCommands(budget: budget, memory: memory, redistributors: &redistributors)
+            let background = redistributors.performPendingWork(budget: budget)
+            if queue != .moreWork && !background { return false }
+        }
+        return true
+    }
+}

@@ -1,0 +1,48 @@
+import Testing
+@testable import ITSModel
+
+/// The guest-driver flow of the issue, end to end through guest memory and MMIO.
+@Test func guestDriverFlowMapInvInvallUnmapRemap() {
+    var driver = GuestDriver()
+    driver.configure(8192, priority: 0xA0)
+    driver.run(GuestDriver.mapc(0, vcpu: 1))
+    driver.run(GuestDriver.mapd(7))
+    driver.run(GuestDriver.mapti(7, 3, intid: 8192, collection: 0))
+    driver.run(GuestDriver.sync(vcpu: 1))
+    #expect(driver.gic.its.creadr == driver.gic.its.cwriter)
+    #expect(driver.gic.its.counters.totalCommandErrors == 0)
+
+    // INT delivers.
+    driver.run(GuestDriver.int(7, 3))
+    #expect(driver.drain(1) == [8192])
+
+    // Disable in the configuration table and INV: INT delivers nothing.
+    driver.configure(8192, priority: 0xA0, enabled: false)
+    driver.run(GuestDriver.inv(7, 3))
+    driver.run(GuestDriver.int(7, 3))
+    #expect(driver.drain(1) == [])
+
+    // Enable and INVALL: the pending LPI arrives.
+    driver.configure(8192, priority: 0xA0, enabled: true)
+    driver.run(GuestDriver.invall(0))
+    driver.gic.runPendingWork()
+    #expect(driver.drain(1) == [8192])
+
+    // An MSI through GITS_TRANSLATER with the DeviceID the VMM supplies.
+    driver.gic.writeITS(ITS.Offset.translater, 3, width: .word, deviceID: DeviceID(7))
+    #expect(driver.drain(1) == [8192])
+
+    // MAPD V=0: INT and MSIs deliver nothing.
+    driver.run(GuestDriver.mapd(7, valid: false))
+    driver.run(GuestDriver.int(7, 3))
+    #expect(driver.gic.inject(DeviceID(7), EventID(3)) == .failure(.unmappedDevice))
+    #expect(driver.drain(1) == [])
+    #expect(driver.errors(0x01_0304) == 1, "INT to an unmapped device: E_ITS_INT_UNMAPPED_DEVICE")
+
+    // Map again: it works.
+    driver.run(GuestDriver.mapd(7))
+    driver.run(GuestDriver.mapti(7, 3, intid: 8192, collection: 0))
+    #expect(driver.gic.inject(DeviceID(7), EventID(3)) == .success(ITS.Translation(intid: INTID(8192), vcpu: VCPUIndex(1))))
+    #expect(driver.drain(1) == [8192])
+    #expect(driver.gic.its.counters.translationsBlocked == 2)
+}
