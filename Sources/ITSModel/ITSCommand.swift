@@ -102,7 +102,7 @@ public enum ITSCommand: Hashable, Sendable {
 }
 
 /// A command error (IHI 0069, 6.2 "ITS command errors"): the code is 0x01 in bits [23:16], the
-/// command number in [15:8] and the kind of error in [7:0] (E_ITS_MAPD_DEVICE_OOR is 0x010801).
+/// command in [15:8] and the kind of error in [7:0] (E_ITS_MAPD_DEVICE_OOR is 0x010801).
 /// A command with an error is skipped and counted.
 public struct ITSCommandError: Error, Hashable, Sendable, CustomStringConvertible {
     public enum Kind: UInt8, Sendable, CaseIterable {
@@ -133,8 +133,12 @@ public struct ITSCommandError: Error, Hashable, Sendable, CustomStringConvertibl
         self.kind = kind
     }
 
-    /// The E_ITS_* code.
-    public var code: UInt32 { 0x01_0000 | UInt32(opcode) << 8 | UInt32(kind.rawValue) }
+    /// The E_ITS_* code. The command field is the command number, except for CLEAR, whose errors
+    /// carry 0x05 (E_ITS_CLEAR_UNMAPPED_INTERRUPT is 0x010507).
+    public var code: UInt32 {
+        let command = opcode == ITSCommand.Opcode.clear ? 0x05 : UInt32(opcode)
+        return 0x01_0000 | command << 8 | UInt32(kind.rawValue)
+    }
 
     public var description: String { "E_ITS 0x" + String(code, radix: 16) }
 }
