@@ -85,9 +85,8 @@ public struct LocalRedistributors<Memory: GuestMemory & AnyObject, Sink: LPIDeli
         let page = redistributors[Int(source.rawValue)].pendingLPIs(limit: .max)
         for lpi in page.lpis {
             redistributors[Int(source.rawValue)].clearPending(lpi.intid)
-            if redistributors[Int(target.rawValue)].setPending(lpi.intid, sink: &sink) == .notMapped {
-                _ = redistributors[Int(target.rawValue)].setPendingDirect(lpi.intid, memory: memory, sink: &sink)
-            }
+            // An LPI no mapping routes to the target arrives there as a direct LPI.
+            _ = redistributors[Int(target.rawValue)].setPendingDirect(lpi.intid, memory: memory, sink: &sink)
         }
     }
 
