@@ -19,10 +19,15 @@ let package = Package(
             pkgConfig: "libuv",
             providers: [.apt(["libuv1-dev"])]
         ),
+        // eventfd, memfd, file seals and CMSG helpers that Swift's Glibc module does not expose.
+        .target(name: "CITSSupport"),
+        // The libuv shell: listeners, connections, guest memory mappings, eventfds, lanes.
+        .target(name: "ITSServer", dependencies: ["ITSModel", "ITSWire", "CLibUV", "CITSSupport"]),
         .executableTarget(name: "its-bench", dependencies: ["ITSModel", "ITSWire"]),
         .testTarget(name: "ITSModelTests", dependencies: ["ITSModel"]),
         .testTarget(name: "CLibUVTests", dependencies: ["CLibUV"]),
         .testTarget(name: "ITSWireTests", dependencies: ["ITSWire"]),
+        .testTarget(name: "ITSServerTests", dependencies: ["ITSServer", "ITSModel", "ITSWire", "CITSSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

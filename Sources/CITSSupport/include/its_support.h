@@ -1,0 +1,43 @@
+// System interfaces the server needs that Swift's Glibc module does not expose on this Linux:
+// eventfd, memfd_create and file seals, and the CMSG_* macros for SCM_RIGHTS and SO_PEERCRED.
+//
+// The header uses only fixed-width types and `void *` for `struct msghdr *`, so that it includes no
+// system header under different feature macros than Swift's Glibc module; its_support.c includes
+// them with _GNU_SOURCE. Every function is a thin wrapper with no logic of its own.
+#ifndef ITS_SUPPORT_H
+#define ITS_SUPPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/// eventfd(initval, EFD_CLOEXEC [| EFD_NONBLOCK]).
+int its_eventfd(unsigned int initval, int nonblock);
+/// memfd_create(name, MFD_CLOEXEC [| MFD_ALLOW_SEALING]).
+int its_memfd_create(const char *name, int allow_sealing);
+
+/// The file seal bits.
+int its_seal_shrink(void);
+int its_seal_grow(void);
+int its_seal_seal(void);
+/// fcntl(fd, F_ADD_SEALS, seals) and fcntl(fd, F_GET_SEALS).
+int its_add_seals(int fd, int seals);
+int its_get_seals(int fd);
+
+/// The calling thread's errno.
+int its_errno(void);
+
+/// Bytes of control buffer for `count` descriptors (CMSG_SPACE).
+size_t its_cmsg_space_fds(size_t count);
+/// Points the `struct msghdr` at `control` (its_cmsg_space_fds(count) bytes) holding one
+/// SCM_RIGHTS message with `fds`.
+void its_cmsg_put_fds(void *msghdr, void *control, const int *fds, size_t count);
+/// Collects the SCM_RIGHTS descriptors of a received `struct msghdr` into `fds` (room for
+/// `capacity`) and returns how many; any beyond `capacity` are closed and counted in `*dropped`.
+size_t its_cmsg_take_fds(void *msghdr, int *fds, size_t capacity, size_t *dropped);
+/// Whether a received `struct msghdr` had its control data truncated (MSG_CTRUNC).
+int its_msg_ctrunc(const void *msghdr);
+
+/// SO_PEERCRED of a connected Unix socket.
+int its_peer_credentials(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid);
+
+#endif
