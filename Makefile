@@ -5,7 +5,7 @@ SWIFT        ?= swift
 PREFIX       ?= /usr/local
 APT_PACKAGES := libuv1-dev pkg-config
 
-.PHONY: all deps build test run bench clean
+.PHONY: all deps build test test-race run bench clean
 
 all: build
 
@@ -24,6 +24,11 @@ test: deps
 	$(SWIFT) test --skip-build --parallel
 	$(MAKE) -C Protocol check
 
+# The server's concurrency tests under ThreadSanitizer; halt_on_error makes any report fail the run.
+test-race: deps
+	$(SWIFT) build --build-tests --sanitize=thread --scratch-path .build-tsan
+	TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test --skip-build --sanitize=thread --scratch-path .build-tsan --filter ITSServerTests
+
 run: deps
 	$(SWIFT) build -c release --product its-bench
 	$$($(SWIFT) build -c release --show-bin-path)/its-bench lpi-map
@@ -33,4 +38,4 @@ bench: deps
 	$$($(SWIFT) build -c release --show-bin-path)/its-bench lpi-map --json
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-tsan
