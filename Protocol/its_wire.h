@@ -128,7 +128,7 @@
 #define ITS_WIRE_MAX_STAT_BUCKETS 64u
 
 /* Field values. */
-#define ITS_WIRE_VM_ALL 0xFFFFFFFFu           /* STATS: every VM the connection may see */
+#define ITS_WIRE_VM_ALL 0xFFFFFFFFu           /* STATS: the whole server (section 6.17) */
 #define ITS_WIRE_INTID_NONE 1023u             /* HPPI/ACK: nothing deliverable */
 #define ITS_WIRE_FRAME_ITS 0u
 #define ITS_WIRE_FRAME_REDISTRIBUTOR 1u

@@ -444,7 +444,7 @@ static void error_text(const uint8_t *in, size_t len, struct out *out, uint32_t 
     put(out, text, text_length);
     put_zeros(out, ITS_WIRE_PAD8(text_length));
 }
-static void error_no_such_vm(const uint8_t *in, size_t len, struct out *out) { error_text(in, len, out, 0, "no VM 7"); }
+static void error_no_such_vm(const uint8_t *in, size_t len, struct out *out) { error_text(in, len, out, 7, "no VM 7"); }
 static void error_blocked(const uint8_t *in, size_t len, struct out *out) { error_text(in, len, out, 0, ""); }
 static void error_version(const uint8_t *in, size_t len, struct out *out) {
     error_text(in, len, out, ITS_WIRE_MAJOR << 16 | ITS_WIRE_MINOR, "");

@@ -139,7 +139,7 @@ public struct FrameDecoder: Sendable {
         let textLength = Int(try reader.u16())
         try reader.zeros(2)
         guard textLength <= ErrorReport.maxTextLength else {
-            throw WireError(.badString, detail: UInt32(textLength))
+            throw WireError(.badString, detail: UInt32(reader.offset))
         }
         let text = try reader.string(length: textLength)
         try reader.padding(after: textLength)
