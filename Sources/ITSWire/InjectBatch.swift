@@ -54,6 +54,8 @@ public struct InjectBatch: Hashable, Sendable {
     @inlinable
     public subscript(index: Int) -> InjectEntry {
         precondition(index >= 0 && index < count, "InjectBatch index out of range")
+        // SAFETY: with the precondition and `entryBytes.count == count * 8`, bytes index*8 ..< index*8+8
+        // lie inside `raw`; loadUnaligned has no alignment needs.
         return entryBytes.withUnsafeBytes { raw in
             InjectEntry(
                 deviceID: Wire.DeviceID(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: index * 8, as: UInt32.self))),

@@ -285,7 +285,8 @@ import Testing
                                                                  values: ExpectedVectors.statsValues)),
                                          id: MessageID(1)).encoded)
         #expect(name?.status == .badString)
-        #expect(name?.detail == UInt32(16 + 16 + 8), "BAD_STRING: offset of the name (after the header and the reply's 16 bytes)")
+        // The name follows the header (16), the reply's fixed fields (16) and the descriptor's (8).
+        #expect(name?.detail == UInt32(16 + 16 + 8), "BAD_STRING: offset of the name")
         var untotalled = ExpectedVectors.statsSchema
         untotalled[0].name = "lpis_injected"
         #expect(status(client, Frame(.statsReply(StatsReport(schemaID: 1, schema: untotalled,
@@ -312,9 +313,10 @@ import Testing
                                          id: MessageID(1)).encoded)
         #expect(kind?.status == .badValue)
         #expect(kind?.detail == UInt32(StatKind.counter.rawValue), "BAD_VALUE: the value's kind")
-        let buckets = failure(client, Frame(.statsReply(StatsReport(
-            schemaID: 1, schema: ExpectedVectors.statsSchema,
-            values: [.counter(1), .gauge(2), .histogram(count: 0, sum: 0, buckets: [0, 0])])), id: MessageID(1)).encoded)
+        let twoBuckets: [StatValue] = [.counter(1), .gauge(2), .histogram(count: 0, sum: 0, buckets: [0, 0])]
+        let buckets = failure(client, Frame(.statsReply(StatsReport(schemaID: 1, schema: ExpectedVectors.statsSchema,
+                                                                    values: twoBuckets)),
+                                            id: MessageID(1)).encoded)
         #expect(buckets?.status == .batchCountMismatch)
         #expect(buckets?.detail == 4, "BATCH_COUNT_MISMATCH: the slot count")
     }

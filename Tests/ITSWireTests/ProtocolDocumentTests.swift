@@ -73,6 +73,24 @@ import Testing
         }
     }
 
+    /// The "returned by" column of section 7 agrees with the opcode traits for the statuses that follow
+    /// from them: the capability a request needs, and the descriptors it carries.
+    @Test func statusRowsMatchTheTraits() throws {
+        let url = VectorFiles.directory.deletingLastPathComponent().appendingPathComponent("PROTOCOL.md")
+        let text = try String(contentsOf: url, encoding: .utf8)
+        func returnedBy(_ status: WireStatus) throws -> Set<String> {
+            let prefix = "| \(status.rawValue) | \(status.name) |"
+            let row = try #require(text.split(separator: "\n").first { $0.hasPrefix(prefix) })
+            let cell = try #require(row.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }.last)
+            return Set(cell.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        }
+        let requests = Opcode.all.compactMap(\.traits).filter { !$0.isEvent }
+        #expect(try returnedBy(.capabilityNotAgreed) == Set(requests.filter { !$0.capability.isEmpty }.map(\.name)))
+        let withFDs = Set(requests.filter { $0.requestFDs > 0 }.map(\.name))
+        #expect(try returnedBy(.fdNotAllowedOnTCP) == withFDs)
+        #expect(try returnedBy(.badFD) == withFDs)
+    }
+
     /// The message table of section 6 agrees with the opcode traits: descriptors, NO_REPLY, empty replies.
     @Test func messageTableMatchesTheTraits() throws {
         let url = VectorFiles.directory.deletingLastPathComponent().appendingPathComponent("PROTOCOL.md")
