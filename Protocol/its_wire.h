@@ -128,10 +128,12 @@
 #define ITS_WIRE_MAX_STAT_BUCKETS 64u
 
 /* Field values. */
-#define ITS_WIRE_VM_ALL 0xFFFFFFFFu           /* STATS: every VM the connection may see */
+#define ITS_WIRE_VM_ALL 0xFFFFFFFFu           /* STATS: the whole server (section 6.17) */
 #define ITS_WIRE_INTID_NONE 1023u             /* HPPI/ACK: nothing deliverable */
 #define ITS_WIRE_FRAME_ITS 0u
 #define ITS_WIRE_FRAME_REDISTRIBUTOR 1u
+#define ITS_WIRE_MMIO_FRAME_SIZE 0x20000u    /* ITS and redistributor frames: 128 KiB each */
+#define ITS_WIRE_GITS_TRANSLATER 0x10040u    /* ITS frame offset of the MSI doorbell (MMIO_WRITE device_id) */
 #define ITS_WIRE_VM_STATE_ATTACHED 0u
 #define ITS_WIRE_VM_STATE_ORPHANED 1u
 #define ITS_WIRE_BIND_START_MASKED 0x1u
@@ -141,6 +143,7 @@
 #define ITS_WIRE_VM_GONE_GRACE_EXPIRED 1u
 #define ITS_WIRE_LPI_ENABLED 0x1u
 #define ITS_WIRE_LPI_PENDING 0x2u             /* DUMP LPIS only */
+#define ITS_WIRE_VCPU_NOT_ROUTED 0xFFFFu      /* DUMP LPIS: the LPI targets no vCPU */
 #define ITS_WIRE_STATS_INCLUDE_SCHEMA 0x1u
 #define ITS_WIRE_STATS_SCHEMA_INCLUDED 0x1u
 #define ITS_WIRE_STAT_COUNTER 1u
@@ -298,7 +301,7 @@ struct its_wire_mmio_read_reply {
 };
 ITS_WIRE_CHECK_SIZE(struct its_wire_mmio_read_reply, 8);
 
-/* MMIO_WRITE request. device_id is the requester for writes to GITS_TRANSLATER (ITS offset 0x10040). */
+/* MMIO_WRITE request. device_id is the requester for writes to ITS_WIRE_GITS_TRANSLATER. */
 struct its_wire_mmio_write {
     uint32_t vm;
     uint8_t frame_kind;
@@ -494,7 +497,7 @@ struct its_wire_dump_lpi {
     uint32_t intid;
     uint8_t priority;
     uint8_t flags; /* ITS_WIRE_LPI_ENABLED | ITS_WIRE_LPI_PENDING */
-    uint16_t vcpu; /* 0xFFFF: not routed */
+    uint16_t vcpu; /* ITS_WIRE_VCPU_NOT_ROUTED: not routed */
 };
 ITS_WIRE_CHECK_SIZE(struct its_wire_dump_lpi, 8);
 

@@ -216,7 +216,7 @@ def main():
     frame("33-error_no_such_vm.request.hex", "DESTROY_VM request for a VM that does not exist",
           "DESTROY_VM", [u32(7, "vm 7"), zero(4)], 33)
     frame("33-error_no_such_vm.reply.hex", "Error reply to DESTROY_VM: NO_SUCH_VM", "DESTROY_VM",
-          [u32(0, "detail 0"), u16(7, "text_length 7"), zero(2)] + text("no VM 7", "text"), 33,
+          [u32(7, "detail: vm 7"), u16(7, "text_length 7"), zero(2)] + text("no VM 7", "text"), 33,
           REPLY | ERROR, STATUS["NO_SUCH_VM"])
     frame("34-error_translation_blocked.request.hex", "INJECT with NO_REPLY to an unmapped event",
           "INJECT", [u32(1, "vm 1"), u32(0x300, "device_id 0x300"), u32(9, "event_id 9"), zero(4)], 34, NO_REPLY,

@@ -36,6 +36,7 @@ struct ByteReader {
     /// Skips `count` reserved or padding bytes, failing with NONZERO_PADDING if any is not zero.
     mutating func zeros(_ count: Int) throws(WireError) {
         try need(count)
+        // SAFETY: `need` checked that offset ..< offset + count lies inside `bytes`.
         for index in offset..<(offset + count) where bytes[index] != 0 {
             throw WireError(.nonzeroPadding, detail: UInt32(truncatingIfNeeded: index))
         }
@@ -58,6 +59,7 @@ struct ByteReader {
     /// Reads `length` bytes of UTF-8, failing with BAD_STRING if they are not valid UTF-8.
     mutating func string(length: Int) throws(WireError) -> String {
         let start = try skip(length)
+        // SAFETY: `skip` checked that start ..< start + length lies inside `bytes`.
         let view = UnsafeRawBufferPointer(rebasing: bytes[start..<(start + length)])
         guard let string = String(validating: view, as: UTF8.self) else {
             throw WireError(.badString, detail: UInt32(truncatingIfNeeded: start))

@@ -180,10 +180,10 @@ extension Message {
     static func write(_ access: MMIOAccess, _ w: inout ByteWriter) {
         w.u32(access.vm.rawValue)
         switch access.frame {
-        case .its(let index):
+        case .its:
             w.u8(0)
             w.u8(access.width.rawValue)
-            w.u16(index)
+            w.u16(0)
         case .redistributor(let vcpu):
             w.u8(1)
             w.u8(access.width.rawValue)
@@ -290,7 +290,7 @@ extension Message {
                 w.u32(1)
                 w.u64(UInt64(bitPattern: raw))
             case .histogram(let count, let sum, let buckets):
-                precondition(!buckets.isEmpty, "a histogram has at least the overflow bucket")
+                precondition(buckets.count >= 2, "a histogram has at least one bounded bucket and the overflow")
                 w.u32(UInt32(buckets.count + 2))
                 w.u64(count)
                 w.u64(sum)

@@ -154,9 +154,11 @@ extension FrameDecoder {
             let value = try readStatValue(&r)
             if let schema {
                 let descriptor = schema[index]
-                guard value.kind == descriptor.kind else { throw WireError(.badValue, detail: UInt32(index)) }
+                guard value.kind == descriptor.kind else {
+                    throw WireError(.badValue, detail: UInt32(value.kind.rawValue))
+                }
                 if case .histogram(_, _, let buckets) = value, buckets.count != descriptor.bucketBounds.count + 1 {
-                    throw WireError(.batchCountMismatch, detail: UInt32(index))
+                    throw WireError(.batchCountMismatch, detail: UInt32(buckets.count + 2))
                 }
             }
             values.append(value)
@@ -165,7 +167,8 @@ extension FrameDecoder {
     }
 
     /// `u8 kind, u8 unit, u16 bucket_count, u16 name_length, u16 help_length`, name, help, zero padding
-    /// to 8, then `bucket_count` u64 bounds.
+    /// to 8, then `bucket_count` u64 bounds. Names match `[a-z_][a-z0-9_]*` (a counter's ends in
+    /// `_total`); help has no line feed.
     static func readStatDescriptor(_ r: inout ByteReader) throws(WireError) -> StatDescriptor {
         let rawKind = try r.u8()
         guard let kind = StatKind(rawValue: rawKind) else { throw WireError(.badValue, detail: UInt32(rawKind)) }
@@ -179,25 +182,29 @@ extension FrameDecoder {
         guard bucketCount <= StatDescriptor.maxBuckets, (kind == .histogram) == (bucketCount > 0) else {
             throw WireError(.badValue, detail: UInt32(bucketCount))
         }
+        let nameOffset = r.offset
         let name = try r.string(length: nameLength)
         guard name.utf8.allSatisfy({ $0 == 0x5F || (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) }),
-              let first = name.utf8.first, !(0x30...0x39).contains(first)
-        else { throw WireError(.badString, detail: UInt32(r.offset)) }
+              let first = name.utf8.first, !(0x30...0x39).contains(first),
+              kind != .counter || name.hasSuffix("_total")
+        else { throw WireError(.badString, detail: UInt32(nameOffset)) }
+        let helpOffset = r.offset
         let help = try r.string(length: helpLength)
+        guard !help.utf8.contains(0x0A) else { throw WireError(.badString, detail: UInt32(helpOffset)) }
         try r.padding(after: nameLength + helpLength)
         try r.need(bucketCount * 8)
         var bounds: [UInt64] = []
         bounds.reserveCapacity(bucketCount)
-        for _ in 0..<bucketCount {
+        for index in 0..<bucketCount {
             let bound = try r.u64()
-            if let last = bounds.last, bound <= last { throw WireError(.badValue, detail: UInt32(r.offset)) }
+            if let last = bounds.last, bound <= last { throw WireError(.badValue, detail: UInt32(index)) }
             bounds.append(bound)
         }
         return StatDescriptor(name: name, kind: kind, unit: unit, help: help, bucketBounds: bounds)
     }
 
-    /// `u8 kind, u8 reserved, u16 reserved, u32 slot_count`, then the slots (u64 each): one for a
-    /// counter or gauge; count, sum and bucket_count + 1 bucket counts for a histogram.
+    /// `u8 kind, u8 reserved[3], u32 slot_count`, then the slots (u64 each): one for a counter or
+    /// gauge; count, sum and bucket_count + 1 bucket counts for a histogram (bucket_count 1...64).
     static func readStatValue(_ r: inout ByteReader) throws(WireError) -> StatValue {
         let rawKind = try r.u8()
         guard let kind = StatKind(rawValue: rawKind) else { throw WireError(.badValue, detail: UInt32(rawKind)) }
@@ -210,7 +217,7 @@ extension FrameDecoder {
             let raw = try r.u64()
             return kind == .counter ? .counter(raw) : .gauge(Int64(bitPattern: raw))
         case .histogram:
-            guard slots >= 3, slots <= UInt32(StatDescriptor.maxBuckets) + 3 else {
+            guard slots >= 4, slots <= UInt32(StatDescriptor.maxBuckets) + 3 else {
                 throw WireError(.batchCountMismatch, detail: slots)
             }
             let count = try r.u64()

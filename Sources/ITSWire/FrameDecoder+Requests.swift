@@ -49,6 +49,9 @@ extension FrameDecoder {
         case .mmioWrite:
             let access = try Self.readMMIOAccess(&r)
             let value = try r.u64()
+            if access.width != .doubleword, value >> (UInt64(access.width.rawValue) * 8) != 0 {
+                throw WireError(.badValue, detail: UInt32(access.width.rawValue))
+            }
             let device = Wire.DeviceID(try r.u32())
             try r.zeros(4)
             return .mmioWrite(access, value: value, deviceID: device)
@@ -152,7 +155,9 @@ extension FrameDecoder {
         let offset = try r.u64()
         let frame: MMIOFrame
         switch frameKind {
-        case 0: frame = .its(index)
+        case 0:
+            guard index == 0 else { throw WireError(.badMMIOFrame, detail: UInt32(index)) }
+            frame = .its
         case 1: frame = .redistributor(Wire.VCPU(index))
         default: throw WireError(.badMMIOFrame, detail: UInt32(frameKind))
         }

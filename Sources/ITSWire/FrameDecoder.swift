@@ -49,6 +49,7 @@ public struct FrameDecoder: Sendable {
 
     private func decode(raw: UnsafeRawBufferPointer, slice: ArraySlice<UInt8>, fdCount: Int) -> DecodeResult {
         guard raw.count >= 4 else { return .needMoreData }
+        // SAFETY: the guard above puts the 4 length bytes inside `raw`; loadUnaligned needs no alignment.
         let length = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
         guard length >= UInt32(Wire.headerLength) else {
             return .failure(WireError(.lengthBelowHeader, detail: length))
@@ -58,6 +59,7 @@ public struct FrameDecoder: Sendable {
         }
         let frameLength = Int(length)
         guard raw.count >= frameLength else { return .needMoreData }
+        // SAFETY: the guard above makes 0..<frameLength a range of `raw`, which outlives this call.
         let frameBytes = UnsafeRawBufferPointer(rebasing: raw[0..<frameLength])
         let header = FrameHeader(unchecked: frameBytes)
         do {
@@ -139,7 +141,7 @@ public struct FrameDecoder: Sendable {
         let textLength = Int(try reader.u16())
         try reader.zeros(2)
         guard textLength <= ErrorReport.maxTextLength else {
-            throw WireError(.badString, detail: UInt32(textLength))
+            throw WireError(.badString, detail: UInt32(reader.offset))
         }
         let text = try reader.string(length: textLength)
         try reader.padding(after: textLength)

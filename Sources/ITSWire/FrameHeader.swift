@@ -26,6 +26,7 @@ public struct FrameHeader: Hashable, Sendable, BitwiseCopyable {
     @inlinable
     public init(unchecked bytes: UnsafeRawBufferPointer) {
         precondition(bytes.count >= Wire.headerLength)
+        // SAFETY: the precondition puts all 16 bytes inside `bytes`; loadUnaligned has no alignment needs.
         length = UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
         opcode = Opcode(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 4, as: UInt16.self)))
         flags = FrameFlags(rawValue: UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 6, as: UInt16.self)))

@@ -54,12 +54,14 @@ public enum Wire {
     }
 }
 
-/// A VM served by itsd. 0 is never a VM; 0xFFFF_FFFF means "the whole server" where a message says so.
+/// A VM served by itsd (Protocol/PROTOCOL.md, "Conventions"). 0 is never a VM; 0xFFFF_FFFF means
+/// "the whole server" where a message says so.
 public struct VMID: RawRepresentable, Hashable, Sendable, BitwiseCopyable, CustomStringConvertible {
     public var rawValue: UInt32
     @inlinable public init(rawValue: UInt32) { self.rawValue = rawValue }
     @inlinable public init(_ value: UInt32) { self.rawValue = value }
-    /// Selects every VM the connection may see (STATS only).
+    /// Selects the whole server (STATS only): its own statistics, and the per-VM ones summed over every
+    /// VM the peer may see (PROTOCOL.md, 6.17).
     public static let all = VMID(0xFFFF_FFFF)
     public var description: String { String(rawValue) }
 }

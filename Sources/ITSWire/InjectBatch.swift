@@ -9,22 +9,25 @@ public struct InjectBatch: Hashable, Sendable {
     /// Number of (DeviceID, EventID) pairs.
     @inlinable public var count: Int { entryBytes.count >> 3 }
 
-    /// A view over already-validated bytes. Only the decoder builds batches this way.
+    /// A view over already-validated bytes. Only the decoder and `init(vm:entries:)` build batches this way.
+    @usableFromInline
     init(vm: VMID, validatedEntryBytes: ArraySlice<UInt8>) {
         self.vm = vm
         self.entryBytes = validatedEntryBytes
     }
 
     /// A batch to send, from its pairs (the client side; this copies them once into wire order).
+    /// Inlinable so that it is specialised for the caller's sequence: iterating an unspecialised
+    /// `some Sequence` costs a heap-allocated accessor frame per element.
+    @inlinable
     public init(vm: VMID, entries: some Sequence<InjectEntry>) {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(entries.underestimatedCount * 8)
         for entry in entries {
-            ByteWriter.appendLE(entry.deviceID.rawValue, to: &bytes)
-            ByteWriter.appendLE(entry.eventID.rawValue, to: &bytes)
+            withUnsafeBytes(of: entry.deviceID.rawValue.littleEndian) { bytes.append(contentsOf: $0) }
+            withUnsafeBytes(of: entry.eventID.rawValue.littleEndian) { bytes.append(contentsOf: $0) }
         }
-        self.vm = vm
-        self.entryBytes = bytes[...]
+        self.init(vm: vm, validatedEntryBytes: bytes[...])
     }
 
     /// Calls `body` with each pair in order, with one buffer access for the whole batch.
@@ -51,6 +54,8 @@ public struct InjectBatch: Hashable, Sendable {
     @inlinable
     public subscript(index: Int) -> InjectEntry {
         precondition(index >= 0 && index < count, "InjectBatch index out of range")
+        // SAFETY: with the precondition and `entryBytes.count == count * 8`, bytes index*8 ..< index*8+8
+        // lie inside `raw`; loadUnaligned has no alignment needs.
         return entryBytes.withUnsafeBytes { raw in
             InjectEntry(
                 deviceID: Wire.DeviceID(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: index * 8, as: UInt32.self))),

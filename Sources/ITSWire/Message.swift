@@ -121,8 +121,9 @@ public struct MemRegion: Hashable, Sendable, BitwiseCopyable {
 
 /// Which MMIO frame an access targets.
 public enum MMIOFrame: Hashable, Sendable, BitwiseCopyable {
-    /// The ITS frame (index 0: one ITS per VM in version 1.0); 128 KiB including GITS_TRANSLATER.
-    case its(UInt16)
+    /// The ITS frame, 128 KiB including GITS_TRANSLATER. Version 1.0 has one ITS per VM, so its
+    /// `frame_index` is 0 on the wire and any other index is BAD_MMIO_FRAME.
+    case its
     /// The redistributor of one vCPU (RD_base and SGI_base, 128 KiB).
     case redistributor(Wire.VCPU)
 }

@@ -22,11 +22,11 @@ public enum StatUnit: UInt8, Hashable, Sendable, BitwiseCopyable {
 
 /// One entry of the schema.
 public struct StatDescriptor: Hashable, Sendable {
-    /// Matches `[a-z_][a-z0-9_]*`, at most `maxNameLength` bytes.
+    /// Matches `[a-z_][a-z0-9_]*`, at most `maxNameLength` bytes; a counter's ends in `_total`.
     public var name: String
     public var kind: StatKind
     public var unit: StatUnit
-    /// One line for people, at most `maxHelpLength` bytes of UTF-8.
+    /// One line for people (no line feed), at most `maxHelpLength` bytes of UTF-8.
     public var help: String
     /// Inclusive upper bounds of a histogram's buckets, strictly increasing; empty for other kinds.
     public var bucketBounds: [UInt64]

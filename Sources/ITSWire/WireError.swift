@@ -7,8 +7,9 @@ public struct WireError: Error, Hashable, Sendable {
     /// The offending frame's header, when all 16 bytes of it arrived and its length was acceptable.
     /// Its `messageID` and `opcode` go into the error reply.
     public var header: FrameHeader?
-    /// Extra information for the error payload: the limit for FRAME_TOO_LARGE and LIMIT_EXCEEDED, the
-    /// expected count for FD_COUNT_MISMATCH, the byte offset of the defect for payload errors.
+    /// Extra information for the error payload, as the "detail" column of PROTOCOL.md section 7 gives
+    /// it per status: the limit for FRAME_TOO_LARGE and LIMIT_EXCEEDED, the expected count for
+    /// FD_COUNT_MISMATCH, the offending count or value, or a byte offset counted from the frame's start.
     public var detail: UInt32
 
     @inlinable

@@ -26,7 +26,11 @@ import Testing
     }
 
     func status(_ decoder: FrameDecoder, _ bytes: [UInt8], fds: Int = 0) -> WireStatus? {
-        if case .failure(let error) = decoder.decode(bytes, fdCount: fds) { return error.status }
+        failure(decoder, bytes, fds: fds)?.status
+    }
+
+    func failure(_ decoder: FrameDecoder, _ bytes: [UInt8], fds: Int = 0) -> WireError? {
+        if case .failure(let error) = decoder.decode(bytes, fdCount: fds) { return error }
         return nil
     }
 
@@ -245,6 +249,84 @@ import Testing
                                                       values: [.gauge(1), .gauge(2), .counter(3)])),
                               id: MessageID(1)).encoded
         #expect(status(client, wrongKind) == .badValue)
+    }
+
+    /// The ITS frame has index 0 only; a redistributor's index is the vCPU, checked by the server.
+    @Test func mmioFrameIndex() {
+        let itsThree = failure(server, frame(.mmioRead, payload: le32(1, 0x0003_0400, 0, 0)))
+        #expect(itsThree?.status == .badMMIOFrame)
+        #expect(itsThree?.detail == 3)
+        #expect(status(server, frame(.mmioRead, payload: le32(1, 0x0003_0401, 0, 0))) == nil)
+    }
+
+    /// MMIO_WRITE carries its value in the low `width` bytes; a bit above them is BAD_VALUE (detail: width).
+    @Test func mmioWriteValueWiderThanTheAccess() {
+        func write(width: UInt32, value: UInt64) -> [UInt8] {
+            frame(.mmioWrite, payload: le32(1, width << 8, 0x40, 0, UInt32(truncatingIfNeeded: value),
+                                            UInt32(truncatingIfNeeded: value >> 32), 0, 0))
+        }
+        for (width, value) in [(1, 0x100), (2, 0x1_0000), (4, 0x1_0000_0000)] as [(UInt32, UInt64)] {
+            let error = failure(server, write(width: width, value: value))
+            #expect(error?.status == .badValue, "width \(width)")
+            #expect(error?.detail == width, "width \(width)")
+            #expect(status(server, write(width: width, value: value - 1)) == nil, "width \(width)")
+        }
+        #expect(status(server, write(width: 8, value: .max)) == nil)
+    }
+
+    /// The detail word of payload errors is what PROTOCOL.md section 7 gives for each status.
+    @Test func payloadErrorDetails() {
+        let longText = failure(client, frame(.ping, flags: 5, status: 64,
+                                             payload: le32(0, 300) + [UInt8](repeating: 0x41, count: 304)))
+        #expect(longText?.detail == 24, "BAD_STRING: offset of the text")
+        var badName = ExpectedVectors.statsSchema
+        badName[0].name = "9lives"
+        let name = failure(client, Frame(.statsReply(StatsReport(schemaID: 1, schema: badName,
+                                                                 values: ExpectedVectors.statsValues)),
+                                         id: MessageID(1)).encoded)
+        #expect(name?.status == .badString)
+        // The name follows the header (16), the reply's fixed fields (16) and the descriptor's (8).
+        #expect(name?.detail == UInt32(16 + 16 + 8), "BAD_STRING: offset of the name")
+        var untotalled = ExpectedVectors.statsSchema
+        untotalled[0].name = "lpis_injected"
+        #expect(status(client, Frame(.statsReply(StatsReport(schemaID: 1, schema: untotalled,
+                                                             values: ExpectedVectors.statsValues)),
+                                     id: MessageID(1)).encoded) == .badString, "a counter's name ends in _total")
+        var twoLines = ExpectedVectors.statsSchema
+        twoLines[1].help = "first\nsecond"
+        let help = failure(client, Frame(.statsReply(StatsReport(schemaID: 1, schema: twoLines,
+                                                                 values: ExpectedVectors.statsValues)),
+                                         id: MessageID(1)).encoded)
+        #expect(help?.status == .badString, "help is one line")
+        // Header and reply fields (32), the first descriptor (48), the second's fixed part (8) and name (13).
+        let helpOffset: UInt32 = 101
+        #expect(help?.detail == helpOffset, "BAD_STRING: offset of the help text")
+        var unsorted = ExpectedVectors.statsSchema
+        unsorted[2].bucketBounds = [10, 20, 20]
+        let bounds = failure(client, Frame(.statsReply(StatsReport(schemaID: 1, schema: unsorted,
+                                                                   values: ExpectedVectors.statsValues)),
+                                           id: MessageID(1)).encoded)
+        #expect(bounds?.status == .badValue)
+        #expect(bounds?.detail == 2, "BAD_VALUE: index of the bound that does not increase")
+        let kind = failure(client, Frame(.statsReply(StatsReport(schemaID: 1, schema: ExpectedVectors.statsSchema,
+                                                                 values: [.counter(1), .counter(2), .counter(3)])),
+                                         id: MessageID(1)).encoded)
+        #expect(kind?.status == .badValue)
+        #expect(kind?.detail == UInt32(StatKind.counter.rawValue), "BAD_VALUE: the value's kind")
+        let twoBuckets: [StatValue] = [.counter(1), .gauge(2), .histogram(count: 0, sum: 0, buckets: [0, 0])]
+        let buckets = failure(client, Frame(.statsReply(StatsReport(schemaID: 1, schema: ExpectedVectors.statsSchema,
+                                                                    values: twoBuckets)),
+                                            id: MessageID(1)).encoded)
+        #expect(buckets?.status == .batchCountMismatch)
+        #expect(buckets?.detail == 4, "BATCH_COUNT_MISMATCH: the slot count")
+    }
+
+    /// A histogram has at least one bound, so at least 4 slots: count, sum, one bucket, the overflow.
+    @Test func histogramWithoutBuckets() {
+        let values = le32(0, 0, 1, 0) + [3, 0, 0, 0] + le32(3, 0, 0, 0, 0, 0, 0)
+        let error = failure(client, frame(.stats, flags: 1, payload: values))
+        #expect(error?.status == .batchCountMismatch)
+        #expect(error?.detail == 3)
     }
 
     /// Decoding stops at the frame's end: the bytes of the next frame are not part of this one.

@@ -12,9 +12,14 @@ import Testing
         var bytes: [UInt8]
     }
 
-    static func exampleSession() throws -> [DocumentFrame] {
+    /// The text of Protocol/PROTOCOL.md.
+    static func document() throws -> String {
         let url = VectorFiles.directory.deletingLastPathComponent().appendingPathComponent("PROTOCOL.md")
-        let text = try String(contentsOf: url, encoding: .utf8)
+        return try String(contentsOf: url, encoding: .utf8)
+    }
+
+    static func exampleSession() throws -> [DocumentFrame] {
+        let text = try Self.document()
         let section = try #require(text.range(of: "## 9. Example session"))
         let body = text[section.upperBound...]
         let start = try #require(body.range(of: "```\n"))
@@ -61,8 +66,7 @@ import Testing
 
     /// Every status code of WireStatus appears in the status table with the same number and name.
     @Test func statusTableMatchesTheCode() throws {
-        let url = VectorFiles.directory.deletingLastPathComponent().appendingPathComponent("PROTOCOL.md")
-        let text = try String(contentsOf: url, encoding: .utf8)
+        let text = try Self.document()
         for (status, name) in WireStatus.named {
             #expect(text.contains("| \(status.rawValue) | \(name) |"), "\(name) missing from the status table")
         }
@@ -73,10 +77,26 @@ import Testing
         }
     }
 
+    /// The "returned by" column of section 7 agrees with the opcode traits for the statuses that follow
+    /// from them: the capability a request needs, and the descriptors it carries.
+    @Test func statusRowsMatchTheTraits() throws {
+        let text = try Self.document()
+        func returnedBy(_ status: WireStatus) throws -> Set<String> {
+            let prefix = "| \(status.rawValue) | \(status.name) |"
+            let row = try #require(text.split(separator: "\n").first { $0.hasPrefix(prefix) })
+            let cell = try #require(row.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }.last)
+            return Set(cell.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        }
+        let requests = Opcode.all.compactMap(\.traits).filter { !$0.isEvent }
+        #expect(try returnedBy(.capabilityNotAgreed) == Set(requests.filter { !$0.capability.isEmpty }.map(\.name)))
+        let withFDs = Set(requests.filter { $0.requestFDs > 0 }.map(\.name))
+        #expect(try returnedBy(.fdNotAllowedOnTCP) == withFDs)
+        #expect(try returnedBy(.badFD) == withFDs)
+    }
+
     /// The message table of section 6 agrees with the opcode traits: descriptors, NO_REPLY, empty replies.
     @Test func messageTableMatchesTheTraits() throws {
-        let url = VectorFiles.directory.deletingLastPathComponent().appendingPathComponent("PROTOCOL.md")
-        let text = try String(contentsOf: url, encoding: .utf8)
+        let text = try Self.document()
         var rows = 0
         for line in text.split(separator: "\n") where line.hasPrefix("| 0x") {
             let cells = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }

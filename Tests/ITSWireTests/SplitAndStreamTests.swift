@@ -24,12 +24,17 @@ import Testing
         }
     }
 
-    /// All request vectors in one stream, received in random chunk sizes: each frame comes out once, in
-    /// order, and the decoder never reports an error.
-    @Test func streamInRandomChunks() throws {
+    /// All request vectors in one stream to the server, and all reply and event vectors in one stream to
+    /// the client, received in random chunk sizes: each frame comes out once, in order, and the decoder
+    /// never reports an error.
+    @Test(arguments: [FrameDecoder.Role.server, .client])
+    func streamInRandomChunks(role: FrameDecoder.Role) throws {
         let seed = testSeed()
         var random = SeededRandom(seed: seed)
-        let names = try VectorFiles.names().filter { $0.hasSuffix(".request.hex") }
+        let names = try VectorFiles.names().filter { name in
+            let bytes = try VectorFiles.bytes(name)
+            return VectorFiles.role(of: bytes) == role
+        }
         var stream: [UInt8] = []
         var expected: [Frame] = []
         var fds: [Int] = []
@@ -39,7 +44,7 @@ import Testing
             expected.append(try #require(ExpectedVectors.all[name]))
             fds.append(VectorFiles.fdCount(of: bytes))
         }
-        let decoder = FrameDecoder(role: .server, limits: .defaults)
+        let decoder = FrameDecoder(role: role, limits: .defaults)
         var received: [UInt8] = []
         var sent = 0
         var decoded: [Frame] = []
