@@ -36,6 +36,7 @@ run: deps
 bench: deps
 	$(SWIFT) build -c release --product its-bench
 	$$($(SWIFT) build -c release --show-bin-path)/its-bench lpi-map --json
+	$$($(SWIFT) build -c release --show-bin-path)/its-bench wire --json
 
 clean:
 	rm -rf .build .build-tsan
