@@ -62,6 +62,8 @@ size_t its_cmsg_take_fds(void *msghdr, int *fds, size_t capacity, size_t *droppe
 
 int its_msg_ctrunc(const void *msghdr) { return (((const struct msghdr *)msghdr)->msg_flags & MSG_CTRUNC) != 0; }
 
+int its_accept4(int fd) { return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }
+
 int its_peer_credentials(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid) {
     struct ucred cred;
     socklen_t len = sizeof(cred);

@@ -1,0 +1,262 @@
+import CITSSupport
+import CLibUV
+import Glibc
+import ITSWire
+
+/// The peer at the other end of a Unix socket, from SO_PEERCRED.
+public struct PeerCredentials: Hashable, Sendable {
+    public var pid: Int32
+    public var uid: UInt32
+    public var gid: UInt32
+}
+
+/// One client connection: its socket, the bytes and descriptors received but not yet framed, the
+/// frame decoder, and the bytes waiting to be sent.
+///
+/// Reading uses recvmsg with MSG_CMSG_CLOEXEC; the descriptors one recvmsg returns belong to the
+/// frame holding the last byte it returned (Protocol/PROTOCOL.md, section 4). A frame the decoder
+/// rejects gets its error reply and, when the stream can still be framed, the connection goes on;
+/// otherwise it closes after the reply is sent. When more than ``outputHighWater`` bytes wait to be
+/// sent the connection stops reading until they drain, so a client that does not read its replies
+/// cannot make the server's memory grow.
+/// - Context: the loop thread.
+public final class Connection {
+    public let id: UInt64
+    public let fd: Int32
+    public let peer: PeerCredentials
+    public var decoder: FrameDecoder
+    /// Called with each decoded frame and the descriptors that came with it (now the handler's).
+    public var onFrame: (Connection, Frame, [Int32]) -> Void = { _, _, fds in fds.forEach { _ = Glibc.close($0) } }
+    /// Called once when the connection has closed.
+    public var onClose: (Connection) -> Void = { _ in }
+
+    public static let outputHighWater = 1 << 20
+    public static let maxFDsPerReceive = 16
+
+    private var poll: PollHandle?
+    private var input: [UInt8]
+    private var inputStart = 0
+    private var inputEnd = 0
+    /// Stream offset of input[inputStart].
+    private var streamOffset = 0
+    /// Descriptors received, each with the stream offset just past the last byte of its recvmsg.
+    private var arrivedFDs: [(end: Int, fds: [Int32])] = []
+    private var output: [UInt8] = []
+    private var outputStart = 0
+    private var closeWhenFlushed = false
+    public private(set) var isClosed = false
+    private var readingPaused = false
+
+    public init(id: UInt64, fd: Int32, peer: PeerCredentials, loop: EventLoop, decoder: FrameDecoder) throws(UVError) {
+        self.id = id
+        self.fd = fd
+        self.peer = peer
+        self.decoder = decoder
+        input = [UInt8](repeating: 0, count: Int(Limits.serverMaximum.maxFrameLength) + 65536)
+        poll = try PollHandle(loop: loop, fd: fd) { [unowned self] status, events in
+            self.ready(status: status, events: events)
+        }
+        poll?.watch(Int32(UV_READABLE.rawValue))
+    }
+
+    deinit { close() }
+
+    /// Bytes waiting to be sent.
+    public var pendingOutput: Int { output.count - outputStart }
+
+    // MARK: - Sending
+
+    /// Queues `frame` and sends what the socket takes now.
+    public func send(_ frame: Frame) {
+        guard !isClosed else { return }
+        frame.encode(into: &output)
+        flush()
+    }
+
+    /// Sends `frame` and then closes the connection.
+    public func sendAndClose(_ frame: Frame) {
+        send(frame)
+        closeWhenFlushed = true
+        flush()
+    }
+
+    private func flush() {
+        while outputStart < output.count {
+            let sent = output.withUnsafeBytes { bytes in
+                Glibc.send(fd, bytes.baseAddress! + outputStart, bytes.count - outputStart, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
+            }
+            if sent > 0 {
+                outputStart += sent
+                continue
+            }
+            let error = its_errno()
+            if sent < 0, error == EINTR { continue }
+            if sent < 0, error == EAGAIN || error == EWOULDBLOCK { break }
+            close()
+            return
+        }
+        if outputStart == output.count {
+            output.removeAll(keepingCapacity: output.capacity <= 4 * Self.outputHighWater)
+            outputStart = 0
+            if closeWhenFlushed {
+                close()
+                return
+            }
+        }
+        updateInterest()
+    }
+
+    private func updateInterest() {
+        guard !isClosed else { return }
+        let wasPaused = readingPaused
+        readingPaused = pendingOutput > Self.outputHighWater || closeWhenFlushed
+        var events: Int32 = 0
+        if !readingPaused { events |= Int32(UV_READABLE.rawValue) }
+        if pendingOutput > 0 { events |= Int32(UV_WRITABLE.rawValue) }
+        poll?.watch(events)
+        if wasPaused, !readingPaused { processFrames() }
+    }
+
+    // MARK: - Receiving
+
+    private func ready(status: Int32, events: Int32) {
+        if status < 0 {
+            close()
+            return
+        }
+        if events & Int32(UV_WRITABLE.rawValue) != 0 { flush() }
+        if events & Int32(UV_READABLE.rawValue) != 0, !readingPaused { receive() }
+    }
+
+    private func receive() {
+        while !isClosed, !readingPaused {
+            if inputEnd == input.count { compact() }
+            guard inputEnd < input.count else { return }
+            var fds = [Int32](repeating: -1, count: Self.maxFDsPerReceive)
+            var dropped = 0
+            var truncated = false
+            let received: Int = input.withUnsafeMutableBytes { buffer in
+                var iov = iovec(iov_base: buffer.baseAddress! + inputEnd, iov_len: buffer.count - inputEnd)
+                let controlSize = its_cmsg_space_fds(Self.maxFDsPerReceive)
+                return withUnsafeTemporaryAllocation(byteCount: controlSize, alignment: 8) { control in
+                    var message = msghdr()
+                    return withUnsafeMutablePointer(to: &iov) { iovPointer in
+                        message.msg_iov = iovPointer
+                        message.msg_iovlen = 1
+                        message.msg_control = control.baseAddress
+                        message.msg_controllen = controlSize
+                        let n = recvmsg(fd, &message, Int32(MSG_CMSG_CLOEXEC) | Int32(MSG_DONTWAIT))
+                        if n >= 0 {
+                            truncated = its_msg_ctrunc(&message) != 0
+                            let count = fds.withUnsafeMutableBufferPointer { out in
+                                its_cmsg_take_fds(&message, out.baseAddress, out.count, &dropped)
+                            }
+                            fds.removeSubrange(count...)
+                        }
+                        return n
+                    }
+                }
+            }
+            if received == 0 {
+                close()
+                return
+            }
+            if received < 0 {
+                let error = its_errno()
+                if error == EINTR { continue }
+                if error != EAGAIN && error != EWOULDBLOCK { close() }
+                return
+            }
+            inputEnd += received
+            if !fds.isEmpty { arrivedFDs.append((streamOffset + (inputEnd - inputStart), fds)) }
+            if truncated || dropped > 0 {
+                sendAndClose(Frame(.error(Opcode(0), ErrorReport(.limitExceeded, detail: UInt32(Self.maxFDsPerReceive),
+                                                                 text: "more descriptors than one message may carry")),
+                                   id: MessageID(0)))
+                return
+            }
+            processFrames()
+        }
+    }
+
+    /// Moves the unread bytes to the front of the buffer.
+    private func compact() {
+        guard inputStart > 0 else { return }
+        let count = inputEnd - inputStart
+        _ = input.withUnsafeMutableBytes { buffer in
+            // SAFETY: both ranges lie inside the buffer; memmove handles the overlap.
+            memmove(buffer.baseAddress!, buffer.baseAddress! + inputStart, count)
+        }
+        inputStart = 0
+        inputEnd = count
+    }
+
+    /// Decodes and hands on every whole frame in the buffer.
+    private func processFrames() {
+        while !isClosed, !readingPaused, inputEnd > inputStart {
+            let available = inputEnd - inputStart
+            var frameEnd = streamOffset + available
+            if available >= 4 {
+                let length = input.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: inputStart, as: UInt32.self)) }
+                frameEnd = streamOffset + Int(length)
+            }
+            let fdCount = arrivedFDs.prefix { $0.end <= frameEnd }.reduce(0) { $0 + $1.fds.count }
+            switch decoder.decode(input[inputStart ..< inputEnd], fdCount: fdCount) {
+            case .needMoreData:
+                return
+            case .frame(let frame, let consumed):
+                let fds = takeFDs(upTo: streamOffset + consumed)
+                advance(consumed)
+                onFrame(self, frame, fds)
+            case .failure(let error):
+                if let skip = error.resumeAfter, skip <= available {
+                    for fd in takeFDs(upTo: streamOffset + skip) { Glibc.close(fd) }
+                    advance(skip)
+                    send(error.errorReply())
+                } else if let skip = error.resumeAfter {
+                    // The frame is well delimited but not all here yet: wait for the rest to skip it.
+                    guard skip <= input.count else {
+                        sendAndClose(error.errorReply())
+                        return
+                    }
+                    if inputStart + skip > input.count { compact() }
+                    return
+                } else {
+                    sendAndClose(error.errorReply())
+                    return
+                }
+            }
+        }
+        if inputStart == inputEnd {
+            inputStart = 0
+            inputEnd = 0
+        }
+    }
+
+    private func advance(_ count: Int) {
+        inputStart += count
+        streamOffset += count
+    }
+
+    /// Removes and returns the descriptors of every recvmsg that ended at or before `end`.
+    private func takeFDs(upTo end: Int) -> [Int32] {
+        var taken: [Int32] = []
+        while let first = arrivedFDs.first, first.end <= end {
+            taken += first.fds
+            arrivedFDs.removeFirst()
+        }
+        return taken
+    }
+
+    /// Closes the socket and every descriptor not yet handed on.
+    public func close() {
+        guard !isClosed else { return }
+        isClosed = true
+        poll?.close()
+        poll = nil
+        for entry in arrivedFDs { entry.fds.forEach { _ = Glibc.close($0) } }
+        arrivedFDs.removeAll()
+        Glibc.close(fd)
+        onClose(self)
+    }
+}

@@ -1,0 +1,136 @@
+import CITSSupport
+import CLibUV
+import Glibc
+
+/// The server's Unix socket: created with a file mode (0600 by default) and optionally a group,
+/// accepting with accept4 and admitting only peers whose SO_PEERCRED uid or gid is allowed.
+/// - Context: the loop thread.
+public final class UnixListener {
+    public struct Options: Sendable {
+        /// The socket file's mode: 0o600, or 0o660 with a group.
+        public var mode: mode_t = 0o600
+        /// The socket file's group, for mode 0o660.
+        public var group: gid_t?
+        /// Peers admitted by uid (default: the server's own uid and root).
+        public var allowedUIDs: Set<uid_t> = [getuid(), 0]
+        /// Peers admitted by gid (default: none beyond the uids).
+        public var allowedGIDs: Set<gid_t> = []
+        public var backlog: Int32 = 128
+
+        public init() {}
+    }
+
+    public let path: String
+    public let options: Options
+    public let fd: Int32
+    private var poll: PollHandle?
+    private let onAccept: (Int32, PeerCredentials) -> Void
+    /// Peers refused for their credentials.
+    public private(set) var refused: UInt64 = 0
+    private let ownsPath: Bool
+
+    /// Binds and listens at `path`. A stale socket file nobody listens on is replaced; a live one is
+    /// an error (EADDRINUSE).
+    public init(path: String, options: Options = Options(), loop: EventLoop,
+                onAccept: @escaping (Int32, PeerCredentials) -> Void) throws(SystemError)
+    {
+        self.path = path
+        self.options = options
+        self.onAccept = onAccept
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard path.utf8.count < capacity else { throw SystemError("bind \(path): path longer than \(capacity - 1) bytes", errno: ENAMETOOLONG) }
+        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
+            buffer.copyBytes(from: path.utf8)
+        }
+        try Self.removeStaleSocket(path, address: address)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SystemError.last("socket") }
+        self.fd = fd
+        // Create the socket file with no access for anyone, then open it to exactly `mode`.
+        let previousMask = umask(0o777)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        umask(previousMask)
+        guard bound == 0 else {
+            let error = SystemError.last("bind \(path)")
+            Glibc.close(fd)
+            throw error
+        }
+        ownsPath = true
+        if let group = options.group, chown(path, uid_t.max, group) != 0 {
+            let error = SystemError.last("chown \(path)")
+            Glibc.close(fd)
+            unlink(path)
+            throw error
+        }
+        guard chmod(path, options.mode) == 0, listen(fd, options.backlog) == 0 else {
+            let error = SystemError.last("listen \(path)")
+            Glibc.close(fd)
+            unlink(path)
+            throw error
+        }
+        do {
+            poll = try PollHandle(loop: loop, fd: fd) { [unowned self] status, _ in
+                if status >= 0 { self.acceptAll() }
+            }
+        } catch {
+            Glibc.close(fd)
+            unlink(path)
+            throw SystemError(error.description, errno: -error.code)
+        }
+        poll?.watch(Int32(UV_READABLE.rawValue))
+    }
+
+    deinit { close() }
+
+    /// Removes a socket file at `path` that nothing listens on.
+    private static func removeStaleSocket(_ path: String, address: sockaddr_un) throws(SystemError) {
+        var status = stat()
+        guard lstat(path, &status) == 0 else { return }
+        guard status.st_mode & S_IFMT == S_IFSOCK else { throw SystemError("bind \(path): not a socket", errno: EEXIST) }
+        let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard probe >= 0 else { throw SystemError.last("socket") }
+        defer { Glibc.close(probe) }
+        var address = address
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        if connected == 0 { throw SystemError("bind \(path): another server is listening", errno: EADDRINUSE) }
+        unlink(path)
+    }
+
+    /// Whether a peer with these credentials may connect.
+    public func admits(_ peer: PeerCredentials) -> Bool {
+        options.allowedUIDs.contains(peer.uid) || options.allowedGIDs.contains(peer.gid)
+    }
+
+    private func acceptAll() {
+        while true {
+            let client = its_accept4(fd)
+            if client < 0 {
+                let error = its_errno()
+                if error == EINTR || error == ECONNABORTED { continue }
+                return   // EAGAIN, or out of descriptors (EMFILE): try again on the next readiness
+            }
+            var peer = PeerCredentials(pid: 0, uid: .max, gid: .max)
+            guard its_peer_credentials(client, &peer.pid, &peer.uid, &peer.gid) == 0, admits(peer) else {
+                refused += 1
+                Glibc.close(client)
+                continue
+            }
+            onAccept(client, peer)
+        }
+    }
+
+    /// Stops accepting, closes the socket and removes its file.
+    public func close() {
+        guard let poll else { return }
+        poll.close()
+        self.poll = nil
+        Glibc.close(fd)
+        if ownsPath { unlink(path) }
+    }
+}
