@@ -52,10 +52,13 @@ public final class LoopThread<Item: Sendable>: @unchecked Sendable {
     }
 
     private func drain() {
+        // Items submitted before stop() was called must all be handled, so once the stop request is
+        // seen the queue is drained once more: stop() sets the state after its caller's last submit.
+        let stopping = state.load(ordering: .acquiring) == 2
         queue.drain(into: &batch)
         if !batch.isEmpty { handler?(&batch) }
         batch.removeAll(keepingCapacity: true)
-        if state.load(ordering: .acquiring) == 2 {
+        if stopping {
             wakeup?.close()
             loop?.stop()
         }
