@@ -235,6 +235,28 @@ func drainAll(_ gic: inout TestGIC) -> [[INTID]] {
         #expect(MappingState(target) == expected)
     }
 
+    /// A second save after LPIs saved as pending were acknowledged, or unmapped, leaves no trace of
+    /// them: the pending table is written whole, not only for the LPIs the redistributor still knows.
+    @Test func aLaterSaveForgetsLPIsNoLongerPending() throws {
+        var driver = GuestDriver(vcpus: 2)
+        for intid: UInt32 in 8192 ..< 8200 { driver.configure(intid) }
+        driver.run(GuestDriver.mapc(0, vcpu: 1))
+        driver.run(GuestDriver.mapd(7))
+        driver.run(GuestDriver.mapti(7, 3, intid: 8192, collection: 0))
+        driver.run(GuestDriver.int(7, 3))
+        driver.gic.writeRedistributor(VCPUIndex(1), Redistributor.Offset.setlpir, 8199)
+        try driver.gic.saveTables()
+        driver.run(GuestDriver.discard(7, 3))
+        #expect(driver.gic.acknowledge(VCPUIndex(1)) == INTID(8199))
+        try driver.gic.saveTables()
+        #expect(MappingState(driver.gic).pending == [[], []])
+
+        var target = restoreTarget(like: driver.gic)
+        try target.restoreTables()
+        enableLPIs(&target)
+        #expect(MappingState(target) == MappingState(driver.gic))
+    }
+
     /// A DeviceID gap wider than 2^14 - 1 and an EventID gap wider than 2^16 - 1 are saved as
     /// the largest offsets, and the restore scans on from there.
     @Test func longGapsAreCappedAndScannedAcross() throws {
