@@ -110,7 +110,7 @@ extension ITS {
 
 extension VirtualGIC {
     /// Saves the ITS's tables (``ITS/saveTables(memory:)``) and then the LPI Pending table of every
-    /// redistributor with EnableLPIs set (``Redistributor/saveWholePendingTable(to:)``): what
+    /// redistributor with EnableLPIs set (``Redistributor/savePendingTable(to:)``): what
     /// KVM_DEV_ARM_ITS_SAVE_TABLES and KVM_DEV_ARM_VGIC_SAVE_PENDING_TABLES do together. A
     /// redistributor with EnableLPIs clear has nothing pending and its table stays the guest's.
     /// Throws the first error.
@@ -118,7 +118,7 @@ extension VirtualGIC {
     public func saveTables() throws(ITS.TableSaveError) {
         try its.saveTables(memory: memory)
         for redistributor in redistributors.redistributors where redistributor.lpisEnabled {
-            if let fault = redistributor.saveWholePendingTable(to: memory) {
+            if let fault = redistributor.savePendingTable(to: memory) {
                 throw .pendingTableFault(redistributor.vcpu, fault)
             }
         }
@@ -130,28 +130,5 @@ extension VirtualGIC {
     public mutating func restoreTables() throws(ITS.TableRestoreError) {
         let memory = self.memory
         try its.restoreTables(memory: memory, redistributors: &redistributors)
-    }
-}
-
-extension Redistributor {
-    /// Writes every word of the LPI Pending table that holds LPIs (INTIDs 8192 up to the
-    /// GICR_PROPBASER.IDbits limit; IHI 0069, 5.1.2): the bit of each pending LPI set, every other
-    /// bit cleared. Unlike ``savePendingTable(to:)``, which touches only the bits of LPIs this
-    /// redistributor knows, no bit of an earlier save survives: an LPI saved as pending, then
-    /// acknowledged or unmapped (and so forgotten), must not come back as a pending direct LPI when
-    /// the table is loaded at the next enable. Only meaningful while EnableLPIs is 1, when the
-    /// table belongs to the redistributor. Returns the first fault, after which nothing more is
-    /// written.
-    /// - Complexity: O(2^IDbits / 64) writes, the same words the load at enable reads.
-    /// - Context: the owning lane.
-    public func saveWholePendingTable<M: GuestMemory>(to memory: M) -> GuestMemoryFault? {
-        let table = pendingTable
-        for word in pendingTableWords {
-            guard let address = table.adding(index: word, stride: 8) else {
-                return GuestMemoryFault(.addressOverflow, address: table, length: 8)
-            }
-            do { try memory.writeUInt64(pending.words.load(word) ?? 0, at: address) } catch { return error }
-        }
-        return nil
     }
 }

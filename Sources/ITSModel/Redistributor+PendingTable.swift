@@ -50,52 +50,23 @@ extension Redistributor {
         pendingTableLoadCursor = word < end ? word : nil
     }
 
-    /// Writes the pending state of every LPI this redistributor knows into the guest's pending table:
-    /// the bit of a pending LPI is set, the bit of a known LPI that is not pending is cleared, other
-    /// bits are left as they are. Returns the first fault, after which nothing more is written.
-    /// O(known LPIs); the table is updated a 64-bit word at a time.
+    /// Writes every word of the LPI Pending table that holds LPIs (INTIDs 8192 up to the
+    /// GICR_PROPBASER.IDbits limit; IHI 0069, 5.1.2): the bit of each pending LPI set, every other
+    /// bit cleared — what KVM's SAVE_PENDING_TABLES does for migration. No bit of an earlier save
+    /// survives, so an LPI saved as pending and then acknowledged or unmapped cannot come back as a
+    /// pending direct LPI when the table is loaded at the next enable. Meaningful while EnableLPIs
+    /// is 1, when the table belongs to the redistributor. Returns the first fault, after which
+    /// nothing more is written.
+    /// - Complexity: O(2^IDbits / 64) writes, the same words the load at enable reads.
     /// - Context: the owning lane.
     public func savePendingTable<M: GuestMemory>(to memory: M) -> GuestMemoryFault? {
-        var fault: GuestMemoryFault?
-        var currentWord: UInt64?
-        var setBits: UInt64 = 0
-        var knownBits: UInt64 = 0
         let table = pendingTable
-
-        func flush(_ memory: M) -> Bool {
-            guard let word = currentWord else { return true }
+        for word in pendingTableWords {
             guard let address = table.adding(index: word, stride: 8) else {
-                fault = GuestMemoryFault(.addressOverflow, address: table, length: 8)
-                return false
+                return GuestMemoryFault(.addressOverflow, address: table, length: 8)
             }
-            do {
-                let old = try memory.readUInt64(at: address)
-                try memory.writeUInt64((old & ~knownBits) | setBits, at: address)
-                return true
-            } catch {
-                fault = error
-                return false
-            }
+            do { try memory.writeUInt64(pending.words.load(word) ?? 0, at: address) } catch { return error }
         }
-
-        var keepGoing = true
-        lpis.forEach { key, _ in
-            let word = key / 64
-            if word != currentWord {
-                guard flush(memory) else {
-                    keepGoing = false
-                    return false
-                }
-                currentWord = word
-                setBits = 0
-                knownBits = 0
-            }
-            let bit: UInt64 = 1 << (key % 64)
-            knownBits |= bit
-            if pending.contains(key) { setBits |= bit }
-            return true
-        }
-        if keepGoing { _ = flush(memory) }
-        return fault
+        return nil
     }
 }
