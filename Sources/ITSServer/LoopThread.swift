@@ -23,6 +23,11 @@ public final class LoopThread<Item: Sendable>: @unchecked Sendable {
     /// 0 while starting, 1 running, 2 asked to stop. Release/acquire order the thread's set-up
     /// (loop, wakeup) before any producer's use of the wakeup.
     private let state = Atomic<Int>(0)
+    /// Serialises wakeups from other threads with the thread closing its wakeup handle, so that no
+    /// uv_async_send can touch a closed handle. A leaf lock, held only around the send or the close;
+    /// it is never held together with the queue's mutex.
+    private let wakeLock: UnsafeMutablePointer<pthread_mutex_t>
+    private var wakeupClosed = false
 
     /// Starts the thread. `setUp` runs first on the new thread with its loop (to add handles); the
     /// handler it returns receives every drained batch, in order, on that thread, and may leave
@@ -30,6 +35,8 @@ public final class LoopThread<Item: Sendable>: @unchecked Sendable {
     public init(name: String, setUp: @escaping @Sendable (EventLoop) -> (inout [Item]) -> Void) {
         self.name = name
         queue = WorkQueue()
+        wakeLock = .allocate(capacity: 1)
+        pthread_mutex_init(wakeLock, nil)
         start(setUp)
     }
 
@@ -46,8 +53,10 @@ public final class LoopThread<Item: Sendable>: @unchecked Sendable {
         wakeup = AsyncWakeup(loop: loop) { [unowned self] in self.drain() }
         state.store(1, ordering: .releasing)
         loop.run()
-        self.wakeup = nil
-        self.handler = nil
+        pthread_mutex_lock(wakeLock)
+        wakeup = nil
+        pthread_mutex_unlock(wakeLock)
+        handler = nil
         self.loop = nil
     }
 
@@ -59,19 +68,30 @@ public final class LoopThread<Item: Sendable>: @unchecked Sendable {
         if !batch.isEmpty { handler?(&batch) }
         batch.removeAll(keepingCapacity: true)
         if stopping {
+            pthread_mutex_lock(wakeLock)
+            wakeupClosed = true
             wakeup?.close()
+            pthread_mutex_unlock(wakeLock)
             loop?.stop()
         }
     }
 
+    /// Wakes the thread unless it has already closed its wakeup (it is then past its last drain,
+    /// which only happens after stop()).
+    private func wake() {
+        pthread_mutex_lock(wakeLock)
+        if !wakeupClosed { wakeup?.send() }
+        pthread_mutex_unlock(wakeLock)
+    }
+
     /// Queues one item. - Context: any thread.
     public func submit(_ item: Item) {
-        if queue.append(item) { wakeup?.send() }
+        if queue.append(item) { wake() }
     }
 
     /// Queues a batch. - Context: any thread.
     public func submit(contentsOf items: [Item]) {
-        if queue.append(contentsOf: items) { wakeup?.send() }
+        if queue.append(contentsOf: items) { wake() }
     }
 
     /// Processes what is queued, then ends the thread and waits for it. Nothing may be submitted
@@ -80,8 +100,13 @@ public final class LoopThread<Item: Sendable>: @unchecked Sendable {
         guard !stopping else { return }
         stopping = true
         state.store(2, ordering: .releasing)
-        wakeup?.send()
+        wake()
         pthread_join(thread, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(wakeLock)
+        wakeLock.deallocate()
     }
 }
 
