@@ -2,97 +2,63 @@ import CLibUV
 import Glibc
 import Synchronization
 
-/// A thread running its own libuv loop, fed through a ``WorkQueue``: the shape of every vCPU lane.
+/// A thread running its own libuv loop, fed through a ``Mailbox``: the shape of every vCPU lane.
 ///
 /// Producers call ``submit(_:)`` or ``submit(contentsOf:)`` from any thread; the first item into an
 /// empty queue wakes the loop, which drains the whole queue and hands the batch to the handler on
 /// this thread. ``stop()`` finishes the items already queued, closes the loop and joins the thread.
 public final class LoopThread<Item: Sendable>: @unchecked Sendable {
-    // @unchecked Sendable: `queue` and `wakeup` are the only members used from other threads and
-    // are thread-safe; `loop`, `handler` and `batch` are confined to the thread (set up before it
-    // starts, which pthread_create orders before the thread's first access).
+    // @unchecked Sendable: other threads use only `mailbox` (whose `post` is thread-safe) and
+    // `state`; `loop` is confined to the thread. `mailbox` is set before `state` becomes 1 with
+    // release ordering, and read by producers only after init observed that with acquire ordering.
 
     public let name: String
-    public let queue: WorkQueue<Item>
-    private var loop: EventLoop?
-    private var wakeup: AsyncWakeup?
-    private var handler: ((inout [Item]) -> Void)?
-    private var batch: [Item] = []
+    private var mailbox: Mailbox<Item>?
     private var thread = pthread_t()
     private var stopping = false
-    /// 0 while starting, 1 running, 2 asked to stop. Release/acquire order the thread's set-up
-    /// (loop, wakeup) before any producer's use of the wakeup.
+    /// 0 while starting, 1 running, 2 asked to stop.
     private let state = Atomic<Int>(0)
-    /// Serialises wakeups from other threads with the thread closing its wakeup handle, so that no
-    /// uv_async_send can touch a closed handle. A leaf lock, held only around the send or the close;
-    /// it is never held together with the queue's mutex.
-    private let wakeLock: UnsafeMutablePointer<pthread_mutex_t>
-    private var wakeupClosed = false
 
     /// Starts the thread. `setUp` runs first on the new thread with its loop (to add handles); the
-    /// handler it returns receives every drained batch, in order, on that thread, and may leave
-    /// the batch non-empty only if it wants the rest dropped.
+    /// handler it returns receives every drained batch, in order, on that thread.
     public init(name: String, setUp: @escaping @Sendable (EventLoop) -> (inout [Item]) -> Void) {
         self.name = name
-        queue = WorkQueue()
-        wakeLock = .allocate(capacity: 1)
-        pthread_mutex_init(wakeLock, nil)
         start(setUp)
     }
 
     private func start(_ setUp: @escaping @Sendable (EventLoop) -> (inout [Item]) -> Void) {
         thread = startThread { self.main(setUp) }
-        // Wait until the loop and its wakeup exist, so that submit() can always wake it.
+        // Wait until the loop and its mailbox exist, so that submit() can always wake it.
         while state.load(ordering: .acquiring) == 0 { sched_yield() }
     }
 
     private func main(_ setUp: (EventLoop) -> (inout [Item]) -> Void) {
         let loop = EventLoop()
-        self.loop = loop
-        handler = setUp(loop)
-        wakeup = AsyncWakeup(loop: loop) { [unowned self] in self.drain() }
+        let handler = setUp(loop)
+        let mailbox = Mailbox<Item>(loop: loop) { [unowned self] batch in
+            if !batch.isEmpty { handler(&batch) }
+            // Items submitted before stop() must all be handled: stop() sets the state after its
+            // caller's last submit, so a queue taken after seeing the state holds them all.
+            guard self.state.load(ordering: .acquiring) == 2, let mailbox = self.mailbox else { return }
+            var rest: [Item] = []
+            mailbox.queue.drain(into: &rest)
+            if !rest.isEmpty { handler(&rest) }
+            mailbox.close()
+            loop.stop()
+        }
+        self.mailbox = mailbox
         state.store(1, ordering: .releasing)
         loop.run()
-        pthread_mutex_lock(wakeLock)
-        wakeup = nil
-        pthread_mutex_unlock(wakeLock)
-        handler = nil
-        self.loop = nil
     }
 
-    private func drain() {
-        // Items submitted before stop() was called must all be handled, so once the stop request is
-        // seen the queue is drained once more: stop() sets the state after its caller's last submit.
-        let stopping = state.load(ordering: .acquiring) == 2
-        queue.drain(into: &batch)
-        if !batch.isEmpty { handler?(&batch) }
-        batch.removeAll(keepingCapacity: true)
-        if stopping {
-            pthread_mutex_lock(wakeLock)
-            wakeupClosed = true
-            wakeup?.close()
-            pthread_mutex_unlock(wakeLock)
-            loop?.stop()
-        }
-    }
-
-    /// Wakes the thread unless it has already closed its wakeup (it is then past its last drain,
-    /// which only happens after stop()).
-    private func wake() {
-        pthread_mutex_lock(wakeLock)
-        if !wakeupClosed { wakeup?.send() }
-        pthread_mutex_unlock(wakeLock)
-    }
+    /// The queue, for its depth.
+    public var queue: WorkQueue<Item> { mailbox!.queue }
 
     /// Queues one item. - Context: any thread.
-    public func submit(_ item: Item) {
-        if queue.append(item) { wake() }
-    }
+    public func submit(_ item: Item) { mailbox?.post(item) }
 
     /// Queues a batch. - Context: any thread.
-    public func submit(contentsOf items: [Item]) {
-        if queue.append(contentsOf: items) { wake() }
-    }
+    public func submit(contentsOf items: [Item]) { mailbox?.post(contentsOf: items) }
 
     /// Processes what is queued, then ends the thread and waits for it. Nothing may be submitted
     /// after this is called. - Context: any other thread, once.
@@ -100,13 +66,8 @@ public final class LoopThread<Item: Sendable>: @unchecked Sendable {
         guard !stopping else { return }
         stopping = true
         state.store(2, ordering: .releasing)
-        wake()
+        mailbox?.wakeEvenIfEmpty()
         pthread_join(thread, nil)
-    }
-
-    deinit {
-        pthread_mutex_destroy(wakeLock)
-        wakeLock.deallocate()
     }
 }
 

@@ -1,0 +1,72 @@
+import CLibUV
+import Glibc
+
+/// A ``WorkQueue`` whose consumer is a libuv loop: posting the first item into an empty queue wakes
+/// the loop with `uv_async_send`, and the loop hands everything queued to the handler in one batch
+/// (possibly empty, after ``wakeEvenIfEmpty()``).
+/// Wakeups coalesce, so a burst of posts costs one wakeup.
+///
+/// - Lock order: the wake lock serialises `uv_async_send` from producers with the consumer closing
+///   the handle; it is a leaf, taken after the queue's append has returned, never inside it.
+/// - Context: created, drained and closed on the loop's thread; `post` from any thread.
+public final class Mailbox<Item: Sendable>: @unchecked Sendable {
+    // @unchecked Sendable: producers touch only `queue` (thread-safe) and `wake()`, whose use of
+    // `wakeup` and `closed` is under `wakeLock`; `batch` and `handler` belong to the loop's thread.
+
+    public let queue = WorkQueue<Item>()
+    private var wakeup: AsyncWakeup?
+    private var closed = false
+    private let wakeLock: UnsafeMutablePointer<pthread_mutex_t>
+    private var handler: (inout [Item]) -> Void
+    private var batch: [Item] = []
+
+    public init(loop: EventLoop, handler: @escaping (inout [Item]) -> Void) {
+        wakeLock = .allocate(capacity: 1)
+        pthread_mutex_init(wakeLock, nil)
+        self.handler = handler
+        wakeup = AsyncWakeup(loop: loop) { [unowned self] in self.drain() }
+    }
+
+    deinit {
+        pthread_mutex_destroy(wakeLock)
+        wakeLock.deallocate()
+    }
+
+    /// Queues one item and wakes the consumer if the queue was empty. - Context: any thread.
+    public func post(_ item: Item) {
+        if queue.append(item) { wake() }
+    }
+
+    /// Queues a batch and wakes the consumer if the queue was empty. - Context: any thread.
+    public func post(contentsOf items: [Item]) {
+        if queue.append(contentsOf: items) { wake() }
+    }
+
+    /// Wakes the consumer even when nothing is queued (to make it look at other state).
+    /// - Context: any thread.
+    public func wakeEvenIfEmpty() { wake() }
+
+    private func wake() {
+        pthread_mutex_lock(wakeLock)
+        if !closed { wakeup?.send() }
+        pthread_mutex_unlock(wakeLock)
+    }
+
+    /// Hands everything queued to the handler — an empty batch when woken with nothing queued.
+    /// - Context: the loop's thread.
+    public func drain() {
+        queue.drain(into: &batch)
+        handler(&batch)
+        batch.removeAll(keepingCapacity: true)
+    }
+
+    /// Stops wakeups and closes the handle; later posts are queued but never handled.
+    /// - Context: the loop's thread.
+    public func close() {
+        pthread_mutex_lock(wakeLock)
+        closed = true
+        wakeup?.close()
+        wakeup = nil
+        pthread_mutex_unlock(wakeLock)
+    }
+}
