@@ -1,0 +1,196 @@
+import CITSSupport
+import Glibc
+import ITSModel
+
+/// The vCPU worker lanes: N threads, each with its own libuv loop, owning the redistributors of the
+/// vCPUs assigned to it (vCPU n of every VM belongs to lane n % N). Everything about a vCPU's pending
+/// state — set, clear, INV, acknowledge, HPPI, listings, its redistributor registers — runs there.
+public final class LaneGroup: Sendable {
+    public let lanes: [LoopThread<LaneWork>]
+    /// Where lanes send replies and notifications: the loop thread's mailbox.
+    public let replies: Mailbox<LoopWork>
+
+    /// Starts `count` lanes that answer into `replies`.
+    /// - Context: the loop thread (which owns `replies`).
+    public init(count: Int, replies: Mailbox<LoopWork>) {
+        precondition(count > 0, "at least one lane")
+        self.replies = replies
+        var lanes: [LoopThread<LaneWork>] = []
+        let group = LaneGroupReference()
+        for index in 0 ..< count {
+            lanes.append(LoopThread(name: "lane-\(index)") { _ in
+                let state = LaneState(index: index, group: group, replies: replies)
+                return { batch in state.handle(&batch) }
+            })
+        }
+        self.lanes = lanes
+        group.lanes = lanes
+    }
+
+    /// The lane that owns `vcpu`.
+    public func laneIndex(of vcpu: VCPUIndex) -> Int { Int(vcpu.rawValue) % lanes.count }
+
+    /// Queues one item to the lane owning `vcpu`. - Context: any thread.
+    public func submit(_ work: LaneWork, for vcpu: VCPUIndex) { lanes[laneIndex(of: vcpu)].submit(work) }
+
+    /// Processes what is queued on every lane and stops them. - Context: the loop thread.
+    public func stop() { lanes.forEach { $0.stop() } }
+}
+
+/// The lanes, handed to each lane's state once they all exist (for forwarding between lanes).
+final class LaneGroupReference: @unchecked Sendable {
+    // @unchecked Sendable: written once by LaneGroup.init before any work is submitted (submitting
+    // happens after init returns), read-only afterwards.
+    var lanes: [LoopThread<LaneWork>] = []
+}
+
+/// One VM as one lane sees it.
+final class LaneVM {
+    let memory: MappedGuestMemory
+    /// The redistributors of the vCPUs this lane owns, by vCPU index.
+    var redistributors: [UInt16: Redistributor]
+    var notifyFDs: [UInt16: Int32] = [:]
+
+    init(memory: MappedGuestMemory, redistributors: [Redistributor]) {
+        self.memory = memory
+        var byVCPU: [UInt16: Redistributor] = [:]
+        for redistributor in redistributors { byVCPU[redistributor.vcpu.rawValue] = redistributor }
+        self.redistributors = byVCPU
+    }
+
+    deinit { notifyFDs.values.forEach { _ = close($0) } }
+}
+
+/// Collects the vCPUs that became deliverable while a batch is processed.
+struct EdgeCollector: LPIDeliverySink {
+    var vcpus: [VCPUIndex] = []
+    mutating func lpiBecameDeliverable(on vcpu: VCPUIndex) { vcpus.append(vcpu) }
+}
+
+/// The state of one lane, confined to its thread.
+final class LaneState {
+    let index: Int
+    let group: LaneGroupReference
+    let replies: Mailbox<LoopWork>
+    var vms: [VMKey: LaneVM] = [:]
+    private var outgoing: [LoopWork] = []
+    /// Work for other lanes produced while handling a batch, sent at the end of it.
+    private var forwards: [[LaneWork]] = []
+
+    init(index: Int, group: LaneGroupReference, replies: Mailbox<LoopWork>) {
+        self.index = index
+        self.group = group
+        self.replies = replies
+    }
+
+    func handle(_ batch: inout [LaneWork]) {
+        if forwards.count != group.lanes.count { forwards = Array(repeating: [], count: group.lanes.count) }
+        for work in batch {
+            switch work {
+            case let .attach(vm, memory, redistributors):
+                vms[vm] = LaneVM(memory: memory, redistributors: redistributors)
+            case let .detach(vm, ticket):
+                vms[vm] = nil
+                outgoing.append(.reply(ticket, .done))
+            case let .lpi(vm, vcpu, operation):
+                perform(operation, vm: vm, vcpu: vcpu)
+            case let .request(vm, vcpu, request, ticket):
+                outgoing.append(.reply(ticket, serve(request, vm: vm, vcpu: vcpu)))
+            case let .barrier(ticket):
+                outgoing.append(.reply(ticket, .done))
+            }
+        }
+        for (lane, work) in forwards.enumerated() where !work.isEmpty {
+            group.lanes[lane].submit(contentsOf: work)
+            forwards[lane].removeAll(keepingCapacity: true)
+        }
+        if !outgoing.isEmpty {
+            replies.post(contentsOf: outgoing)
+            outgoing.removeAll(keepingCapacity: true)
+        }
+    }
+
+    private func forward(_ work: LaneWork, to vcpu: VCPUIndex) {
+        forwards[Int(vcpu.rawValue) % forwards.count].append(work)
+    }
+
+    /// Runs `body` on the redistributor of `vcpu` of `vm`, then reports edges. Returns nil when the
+    /// VM or vCPU is not here.
+    private func withRedistributor<R>(_ vm: VMKey, _ vcpu: VCPUIndex,
+                                      _ body: (inout Redistributor, MappedGuestMemory, inout EdgeCollector) -> R) -> R?
+    {
+        guard let state = vms[vm], state.redistributors[vcpu.rawValue] != nil else { return nil }
+        var edges = EdgeCollector()
+        let result = body(&state.redistributors[vcpu.rawValue]!, state.memory, &edges)
+        for edge in edges.vcpus { notify(state, vm: vm, vcpu: edge) }
+        return result
+    }
+
+    /// The vCPU has something to take: write its notify eventfd and tell the loop.
+    private func notify(_ state: LaneVM, vm: VMKey, vcpu: VCPUIndex) {
+        if let fd = state.notifyFDs[vcpu.rawValue] {
+            var one: UInt64 = 1
+            _ = write(fd, &one, 8)
+        }
+        outgoing.append(.deliverable(vm, vcpu))
+    }
+
+    private func perform(_ operation: LPIOperation, vm: VMKey, vcpu: VCPUIndex) {
+        _ = withRedistributor(vm, vcpu) { redistributor, memory, edges in
+            switch operation {
+            case .map(let intid):
+                _ = redistributor.mapLPI(intid, memory: memory)
+            case .unmap(let intid):
+                redistributor.unmapLPI(intid)
+            case let .unmapForwardingPending(intid, target):
+                if redistributor.unmapLPI(intid) { forward(.lpi(vm, target, .setPendingDirect(intid)), to: target) }
+            case .setPending(let intid):
+                _ = redistributor.setPending(intid, sink: &edges)
+            case .setPendingDirect(let intid):
+                _ = redistributor.setPendingDirect(intid, memory: memory, sink: &edges)
+            case .clearPending(let intid):
+                redistributor.clearPending(intid)
+            case .invalidate(let intid):
+                redistributor.invalidate(intid, memory: memory, sink: &edges)
+            case .invalidateAll:
+                redistributor.invalidateAll(budget: .max, memory: memory, sink: &edges)
+            case .forwardAllPending(let target):
+                for lpi in redistributor.pendingLPIs(limit: .max).lpis {
+                    redistributor.clearPending(lpi.intid)
+                    forward(.lpi(vm, target, .setPendingDirect(lpi.intid)), to: target)
+                }
+            }
+        }
+    }
+
+    private func serve(_ request: LaneRequest, vm: VMKey, vcpu: VCPUIndex) -> LaneReply {
+        let reply: LaneReply? = withRedistributor(vm, vcpu) { redistributor, memory, edges in
+            switch request {
+            case let .mmioRead(offset, width):
+                return .mmioRead(redistributor.mmioRead(offset: offset, width: width))
+            case let .mmioWrite(offset, width, value):
+                let wasEnabled = redistributor.lpisEnabled
+                let outcome = redistributor.mmioWrite(offset: offset, width: width, value: value, memory: memory,
+                                                      sink: &edges, workBudget: .max)
+                return .mmioWrite(outcome, disabledLPIs: wasEnabled && !redistributor.lpisEnabled)
+            case .highestPriorityPending(let mask):
+                let intid = redistributor.highestPriorityPending(priorityMask: mask)
+                return .intid(intid ?? .spurious, intid.flatMap { redistributor.lpis.load(UInt64($0.rawValue))?.config })
+            case .acknowledge(let mask):
+                let intid = redistributor.highestPriorityPending(priorityMask: mask)
+                let config = intid.flatMap { redistributor.lpis.load(UInt64($0.rawValue))?.config }
+                return .intid(redistributor.acknowledge(priorityMask: mask), config)
+            case let .pendingLPIs(from, limit):
+                return .pending(redistributor.pendingLPIs(from: from, limit: limit))
+            case .setNotifyFD(let fd):
+                if let old = vms[vm]?.notifyFDs[vcpu.rawValue] { close(old) }
+                vms[vm]?.notifyFDs[vcpu.rawValue] = fd
+                return .done
+            case .snapshot:
+                return .redistributor(redistributor)
+            }
+        }
+        if reply == nil, case .setNotifyFD(let fd?) = request { close(fd) }
+        return reply ?? .gone
+    }
+}

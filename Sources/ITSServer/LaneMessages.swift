@@ -1,0 +1,81 @@
+import ITSModel
+
+/// A VM's number inside the server (the protocol's VM id).
+public struct VMKey: RawRepresentable, Hashable, Sendable, Comparable, CustomStringConvertible {
+    public var rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    public init(_ value: UInt32) { rawValue = value }
+    public static func < (a: VMKey, b: VMKey) -> Bool { a.rawValue < b.rawValue }
+    public var description: String { String(rawValue) }
+}
+
+/// Names a request whose reply the loop is waiting for (the loop maps it to a connection and the
+/// request's place in that connection's reply order).
+public struct ReplyTicket: RawRepresentable, Hashable, Sendable {
+    public var rawValue: UInt64
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+}
+
+/// A one-way LPI operation on one vCPU's redistributor: what ``RedistributorOperations`` becomes
+/// once it is queued to the vCPU's lane.
+public enum LPIOperation: Hashable, Sendable {
+    case map(INTID)
+    case unmap(INTID)
+    /// Unmap here, and if the LPI was pending make it pending at `to` (on that vCPU's lane).
+    case unmapForwardingPending(INTID, to: VCPUIndex)
+    case setPending(INTID)
+    /// Pending whether or not a mapping routes the LPI here (GICR_SETLPIR, forwarded state).
+    case setPendingDirect(INTID)
+    case clearPending(INTID)
+    case invalidate(INTID)
+    case invalidateAll
+    /// MOVALL: every pending LPI here becomes pending at `to`.
+    case forwardAllPending(to: VCPUIndex)
+}
+
+/// A request served by a vCPU's lane, answered through the loop's mailbox.
+public enum LaneRequest: Hashable, Sendable {
+    case mmioRead(offset: UInt64, width: MMIOWidth)
+    case mmioWrite(offset: UInt64, width: MMIOWidth, value: UInt64)
+    case highestPriorityPending(priorityMask: Priority)
+    case acknowledge(priorityMask: Priority)
+    case pendingLPIs(from: INTID, limit: Int)
+    /// Replaces the vCPU's notify eventfd (nil: none); the lane closes the one it replaces.
+    case setNotifyFD(Int32?)
+    /// The vCPU's redistributor, for a snapshot.
+    case snapshot
+}
+
+/// A lane's answer to a ``LaneRequest``.
+public enum LaneReply: Sendable {
+    case mmioRead(Result<UInt64, MMIOIgnoredReason>)
+    /// The write's outcome, and whether it turned EnableLPIs from 1 to 0 (the ITS must then
+    /// invalidate its translations).
+    case mmioWrite(MMIOIgnoredReason?, disabledLPIs: Bool)
+    case intid(INTID, LPIConfig?)
+    case pending(PendingPage)
+    case done
+    case redistributor(Redistributor)
+    /// The VM or vCPU is not on this lane (destroyed while the request was queued).
+    case gone
+}
+
+/// Work for a lane.
+public enum LaneWork: Sendable {
+    /// The lane now owns these redistributors of `vm`, reading guest memory through `memory`.
+    case attach(VMKey, memory: MappedGuestMemory, redistributors: [Redistributor])
+    /// The lane drops `vm`, closing its notify fds; answers `ticket` when done.
+    case detach(VMKey, ticket: ReplyTicket)
+    case lpi(VMKey, VCPUIndex, LPIOperation)
+    case request(VMKey, VCPUIndex, LaneRequest, ticket: ReplyTicket)
+    /// Answered once everything queued before it on this lane is done.
+    case barrier(ticket: ReplyTicket)
+}
+
+/// What lanes send to the loop thread.
+public enum LoopWork: Sendable {
+    case reply(ReplyTicket, LaneReply)
+    /// `vcpu` of `vm` went from nothing deliverable to something deliverable (for clients that
+    /// subscribed to in-band notifications).
+    case deliverable(VMKey, VCPUIndex)
+}
