@@ -88,7 +88,11 @@ final class LaneState {
         for work in batch {
             switch work {
             case let .attach(vm, memory, redistributors):
-                vms[vm] = LaneVM(memory: memory, redistributors: redistributors)
+                if let state = vms[vm] {
+                    for redistributor in redistributors { state.redistributors[redistributor.vcpu.rawValue] = redistributor }
+                } else {
+                    vms[vm] = LaneVM(memory: memory, redistributors: redistributors)
+                }
             case let .detach(vm, ticket):
                 vms[vm] = nil
                 outgoing.append(.reply(ticket, .done))

@@ -62,7 +62,8 @@ public enum LaneReply: Sendable {
 
 /// Work for a lane.
 public enum LaneWork: Sendable {
-    /// The lane now owns these redistributors of `vm`, reading guest memory through `memory`.
+    /// The lane now owns these redistributors of `vm` (besides any it had), reading guest memory
+    /// through `memory`.
     case attach(VMKey, memory: MappedGuestMemory, redistributors: [Redistributor])
     /// The lane drops `vm`, closing its notify fds; answers `ticket` when done.
     case detach(VMKey, ticket: ReplyTicket)
