@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -61,6 +62,8 @@ size_t its_cmsg_take_fds(void *msghdr, int *fds, size_t capacity, size_t *droppe
 }
 
 int its_msg_ctrunc(const void *msghdr) { return (((const struct msghdr *)msghdr)->msg_flags & MSG_CTRUNC) != 0; }
+
+long its_getrandom(void *buffer, size_t length) { return getrandom(buffer, length, 0); }
 
 int its_accept4(int fd) { return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }
 

@@ -95,7 +95,7 @@ final class LaneState {
                 }
             case let .detach(vm, ticket):
                 vms[vm] = nil
-                outgoing.append(.reply(ticket, .done))
+                if let ticket { outgoing.append(.reply(ticket, .done)) }
             case let .lpi(vm, vcpu, operation):
                 perform(operation, vm: vm, vcpu: vcpu)
             case let .request(vm, vcpu, request, ticket):

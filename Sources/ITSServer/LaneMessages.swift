@@ -65,8 +65,8 @@ public enum LaneWork: Sendable {
     /// The lane now owns these redistributors of `vm` (besides any it had), reading guest memory
     /// through `memory`.
     case attach(VMKey, memory: MappedGuestMemory, redistributors: [Redistributor])
-    /// The lane drops `vm`, closing its notify fds; answers `ticket` when done.
-    case detach(VMKey, ticket: ReplyTicket)
+    /// The lane drops `vm`, closing its notify fds; answers `ticket`, if any, when done.
+    case detach(VMKey, ticket: ReplyTicket?)
     case lpi(VMKey, VCPUIndex, LPIOperation)
     case request(VMKey, VCPUIndex, LaneRequest, ticket: ReplyTicket)
     /// Answered once everything queued before it on this lane is done.

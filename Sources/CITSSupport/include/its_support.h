@@ -37,6 +37,9 @@ size_t its_cmsg_take_fds(void *msghdr, int *fds, size_t capacity, size_t *droppe
 /// Whether a received `struct msghdr` had its control data truncated (MSG_CTRUNC).
 int its_msg_ctrunc(const void *msghdr);
 
+/// getrandom(buffer, length, 0): bytes from the kernel's random number generator.
+long its_getrandom(void *buffer, size_t length);
+
 /// accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC).
 int its_accept4(int fd);
 
