@@ -56,7 +56,7 @@ extension ITS {
         let result = walk(device, event)
         switch result {
         case .success(let translation):
-            if translationCache.count < configuration.translationCacheLimit {
+            if translationCache.count < configuration.translationCacheLimit, !isBeingRetargeted(device, event) {
                 translationCache.store(translation, at: key)
             }
         case .failure:
@@ -66,13 +66,32 @@ extension ITS {
     }
 
     /// Resolves (device, event) through the mappings without the cache.
+    ///
+    /// While a MAPC is still moving its collection's LPIs (over several budgets), an event of that
+    /// collection translates to the redistributor its LPI is at: the new one once the move has
+    /// passed the event, the old one before. So an MSI arriving mid-move is delivered, never sent to
+    /// a redistributor that does not hold its LPI yet.
     public func walk(_ device: DeviceID, _ event: EventID) -> Result<Translation, TranslationError> {
         guard let mapping = devices.load(UInt64(device.rawValue)) else { return .failure(.unmappedDevice) }
-        guard UInt64(event.rawValue) >> UInt64(mapping.eventIDBits) == 0,
-              let ite = events.load(eventKey(device, event))
-        else { return .failure(.unmappedEvent) }
-        guard let vcpu = collections.load(UInt64(ite.collection.rawValue)) else { return .failure(.unmappedCollection) }
+        let key = eventKey(device, event)
+        guard UInt64(event.rawValue) >> UInt64(mapping.eventIDBits) == 0, let ite = events.load(key) else {
+            return .failure(.unmappedEvent)
+        }
+        let target: VCPUIndex?
+        if case let .retargetCollection(collection, from, to, next) = operation, collection == ite.collection {
+            target = key < next ? to : from
+        } else {
+            target = collections.load(UInt64(ite.collection.rawValue))
+        }
+        guard let vcpu = target else { return .failure(.unmappedCollection) }
         return .success(Translation(intid: ite.intid, vcpu: vcpu))
+    }
+
+    /// Whether (device, event) belongs to a collection a MAPC is moving: its translation changes as
+    /// the move proceeds, so it is not cached until the move is complete.
+    func isBeingRetargeted(_ device: DeviceID, _ event: EventID) -> Bool {
+        guard case let .retargetCollection(collection, _, _, _) = operation else { return false }
+        return events.load(eventKey(device, event))?.collection == collection
     }
 
     /// The one place translation-cache entries are removed.

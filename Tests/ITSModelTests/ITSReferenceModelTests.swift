@@ -344,3 +344,31 @@ func itsMatchesTheReferenceModel(seed: UInt64, budgeted: Bool) {
         guard agrees else { return }
     }
 }
+
+/// MAPC moving a mapped collection continues over several budgets, holding the queue meanwhile. An
+/// MSI that arrives before the move is complete reaches its LPI at the redistributor the LPI is at
+/// — the old one for events not yet moved, the new one for those moved — and is never lost.
+@Test func anMSIDuringABudgetedCollectionMoveIsNotLost() {
+    var driver = GuestDriver(vcpus: 2)
+    driver.run(GuestDriver.mapc(0, vcpu: 0))
+    driver.run(GuestDriver.mapd(1, eventBits: 5))
+    for event in UInt32(0) ..< 32 {
+        driver.configure(8192 + event, priority: 0x40)
+        driver.run(GuestDriver.mapti(1, event, intid: 8192 + event, collection: 0))
+    }
+    // Before any LPI moved.
+    driver.run(GuestDriver.mapc(0, vcpu: 1), budget: 1)
+    #expect(driver.gic.its.hasPendingWork)
+    #expect(driver.gic.inject(DeviceID(1), EventID(31)) == .success(ITS.Translation(intid: INTID(8223), vcpu: VCPUIndex(0))))
+    // Part way: events 0 ..< 8 moved, the rest not.
+    driver.gic.runPendingWork(budget: 8, rounds: 1)
+    #expect(driver.gic.its.hasPendingWork)
+    for event in UInt32(0) ..< 31 { _ = driver.gic.inject(DeviceID(1), EventID(event)) }
+    driver.gic.runPendingWork()
+    #expect(driver.drain(0) == [])
+    #expect(driver.drain(1) == Array(8192 ..< 8224), "every MSI sent during the move arrives at the new vCPU")
+    // Translations made during the move were not cached stale.
+    for event in UInt32(0) ..< 32 {
+        #expect(driver.gic.inject(DeviceID(1), EventID(event)) == .success(ITS.Translation(intid: INTID(8192 + event), vcpu: VCPUIndex(1))))
+    }
+}
