@@ -42,7 +42,9 @@ extension ITS {
             counters.translationsBlocked &+= 1
             return .failure(.unmappedEvent)
         }
-        let key = eventKey(device, event)
+        // The key computed here rather than by eventKey(_:_:): calling a method of `self` from this
+        // mutating method copies the whole ITS value to the stack first.
+        let key = UInt64(device.rawValue) << UInt64(configuration.eventIDBits) | UInt64(event.rawValue)
         if let hit = translationCache.load(key) {
             counters.translationHits &+= 1
             return .success(hit)

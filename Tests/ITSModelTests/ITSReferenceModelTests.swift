@@ -372,3 +372,42 @@ func itsMatchesTheReferenceModel(seed: UInt64, budgeted: Bool) {
         #expect(driver.gic.inject(DeviceID(1), EventID(event)) == .success(ITS.Translation(intid: INTID(8192 + event), vcpu: VCPUIndex(1))))
     }
 }
+
+/// INVALL reads a leaf's configuration bytes (64 INTIDs) at once; where that read faults because
+/// part of the table is not guest memory, the readable bytes are still read one by one and the
+/// unreadable keep their cached configuration. Budgets split leaves.
+@Test(arguments: [1, 5, 4096])
+func invalidateAllRereadsAroundUnreadableBytes(budget: Int) {
+    let table = GuestAddress(0x1_0000)
+    let memory = InMemoryGuestMemory()
+    memory.addRegion(base: table, size: 40)                  // INTIDs 8192 ..< 8232 only
+    memory.addRegion(base: table.adding(100)!, size: 300)    // and 8292 ..< 8592
+    var sink = DeliveryLog()
+    var redistributor = Redistributor(.init(vcpu: VCPUIndex(0), isLast: true, intidBits: 16))
+    redistributor.mmioWrite(offset: Redistributor.Offset.propbaser, width: .doubleword, value: table.rawValue | 15,
+                            memory: memory, sink: &sink)
+    redistributor.mmioWrite(offset: Redistributor.Offset.pendbaser, width: .doubleword, value: 1 << 62, memory: memory, sink: &sink)
+    redistributor.mmioWrite(offset: Redistributor.Offset.ctlr, width: .word, value: 1, memory: memory, sink: &sink)
+    func configure(_ intid: UInt32, _ priority: UInt8) {
+        try? memory.writeUInt8(LPIConfig(priority: Priority(priority), enabled: true).rawValue, at: table.adding(UInt64(intid) - 8192)!)
+    }
+    let intids = Array(UInt32(8192) ..< 8192 + 400).filter { $0 % 3 != 1 }
+    for intid in intids {
+        configure(intid, 0x80)
+        _ = redistributor.mapLPI(INTID(intid), memory: memory)
+        _ = redistributor.setPending(INTID(intid), sink: &sink)
+    }
+    for intid in intids { configure(intid, 0x40) }
+    redistributor.invalidateAll(budget: budget, memory: memory, sink: &sink)
+    while redistributor.performPendingWork(budget: budget, memory: memory, sink: &sink) {}
+    for intid in intids {
+        let readable = intid < 8232 || (8292 ..< 8592).contains(intid)
+        let expected = readable ? LPIConfig(priority: Priority(0x40), enabled: true) : LPIConfig.unreadable
+        #expect(redistributor.lpis.load(UInt64(intid))?.config == expected, "INTID \(intid)")
+    }
+    // The pending LPIs moved to their new level: the enabled ones come out at 0x40, in INTID order.
+    let readableCount = intids.filter { $0 < 8232 || (8292 ..< 8592).contains($0) }.count
+    var taken: [UInt32] = []
+    while case let intid = redistributor.acknowledge(), intid != .spurious { taken.append(intid.rawValue) }
+    #expect(taken.count == readableCount && taken == taken.sorted())
+}
