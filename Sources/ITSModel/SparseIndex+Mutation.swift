@@ -174,6 +174,30 @@ extension SparseIndex {
         return result
     }
 
+    /// Sets `bits` in the word at `key` (0 when absent), creating the key and the path to it when
+    /// needed; returns false, changing nothing, when every bit was set already. One walk.
+    /// - Context: the owner of this value (a single writer).
+    @inlinable mutating func insertBits(_ bits: UInt64, at key: UInt64) -> Bool where Value == UInt64 {
+        makeUnique()
+        if let leaf = leaf(containing: key) {
+            let slot = Int(truncatingIfNeeded: key) & SparseNode.slotMask
+            let occupied = SparseNode.bitmap(leaf)
+            if occupied & (1 &<< UInt64(slot)) != 0 {
+                let old = Self.value(in: leaf, slot: slot)
+                guard old & bits != bits else { return false }
+                Self.setValue(old | bits, in: leaf, slot: slot)
+                return true
+            }
+            SparseNode.setBitmap(leaf, occupied | 1 &<< UInt64(slot))
+            Self.setValue(bits, in: leaf, slot: slot)
+            storage.count &+= 1
+            debugCheckAfterMutation(key)
+            return true
+        }
+        store(bits, at: key)
+        return true
+    }
+
     /// One leaf of an index, reached for reading and changing its values in place: 64 slots for the
     /// keys `base ..< base + 64`, of which those with a bit in ``occupied`` hold values.
     ///
