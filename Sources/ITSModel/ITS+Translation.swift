@@ -42,7 +42,9 @@ extension ITS {
             counters.translationsBlocked &+= 1
             return .failure(.unmappedEvent)
         }
-        let key = eventKey(device, event)
+        // The key computed here rather than by eventKey(_:_:): calling a method of `self` from this
+        // mutating method copies the whole ITS value to the stack first.
+        let key = UInt64(device.rawValue) << UInt64(configuration.eventIDBits) | UInt64(event.rawValue)
         if let hit = translationCache.load(key) {
             counters.translationHits &+= 1
             return .success(hit)
@@ -50,29 +52,56 @@ extension ITS {
         return translateUncached(device, event, key: key)
     }
 
-    /// The walk behind a cache miss: device, event, collection.
+    /// The walk behind a cache miss: device, event, collection. The translation is cached unless
+    /// the event's collection is being moved by a MAPC in progress (it changes as the move proceeds).
     mutating func translateUncached(_ device: DeviceID, _ event: EventID, key: UInt64) -> Result<Translation, TranslationError> {
         counters.translationMisses += 1
-        let result = walk(device, event)
+        // Static, so that this mutating method does not copy the ITS to call a method of it.
+        let result = Self.walk(device, event, key: key, devices: devices, events: events, collections: collections,
+                               operation: operation)
         switch result {
-        case .success(let translation):
-            if translationCache.count < configuration.translationCacheLimit {
-                translationCache.store(translation, at: key)
+        case .success(let found):
+            if translationCache.count < configuration.translationCacheLimit, !found.moving {
+                translationCache.store(found.translation, at: key)
             }
-        case .failure:
+            return .success(found.translation)
+        case .failure(let error):
             counters.translationsBlocked += 1
+            return .failure(error)
         }
-        return result
     }
 
     /// Resolves (device, event) through the mappings without the cache.
+    ///
+    /// While a MAPC is still moving its collection's LPIs (over several budgets), an event of that
+    /// collection translates to the redistributor its LPI is at: the new one once the move has
+    /// passed the event, the old one before. So an MSI arriving mid-move is delivered, never sent to
+    /// a redistributor that does not hold its LPI yet.
     public func walk(_ device: DeviceID, _ event: EventID) -> Result<Translation, TranslationError> {
+        Self.walk(device, event, key: eventKey(device, event), devices: devices, events: events, collections: collections,
+                  operation: operation).map(\.translation)
+    }
+
+    /// The walk of ``walk(_:_:)``; `moving` tells whether the event's collection is being moved.
+    static func walk(_ device: DeviceID, _ event: EventID, key: UInt64, devices: SparseIndex<DeviceMapping>,
+                     events: SparseIndex<EventMapping>, collections: SparseIndex<VCPUIndex>, operation: Operation?)
+        -> Result<(translation: Translation, moving: Bool), TranslationError>
+    {
         guard let mapping = devices.load(UInt64(device.rawValue)) else { return .failure(.unmappedDevice) }
-        guard UInt64(event.rawValue) >> UInt64(mapping.eventIDBits) == 0,
-              let ite = events.load(eventKey(device, event))
-        else { return .failure(.unmappedEvent) }
-        guard let vcpu = collections.load(UInt64(ite.collection.rawValue)) else { return .failure(.unmappedCollection) }
-        return .success(Translation(intid: ite.intid, vcpu: vcpu))
+        guard UInt64(event.rawValue) >> UInt64(mapping.eventIDBits) == 0, let ite = events.load(key) else {
+            return .failure(.unmappedEvent)
+        }
+        let target: VCPUIndex?
+        let moving: Bool
+        if case let .retargetCollection(collection, from, to, next) = operation, collection == ite.collection {
+            target = key < next ? to : from
+            moving = true
+        } else {
+            target = collections.load(UInt64(ite.collection.rawValue))
+            moving = false
+        }
+        guard let vcpu = target else { return .failure(.unmappedCollection) }
+        return .success((Translation(intid: ite.intid, vcpu: vcpu), moving))
     }
 
     /// The one place translation-cache entries are removed.

@@ -6,9 +6,17 @@ extension Redistributor {
     /// sparse set's bitmaps, so no LPI is scanned.
     /// - Context: the owning lane.
     public func highestPriorityPending(priorityMask: Priority = .lowest) -> INTID? {
+        Self.highestPriorityPending(in: deliverable, levels: deliverableLevels, priorityMask: priorityMask)
+    }
+
+    /// The work of ``highestPriorityPending(priorityMask:)`` on the deliverable sets alone, so that
+    /// mutating callers do not copy the whole redistributor to call it.
+    static func highestPriorityPending(in deliverable: [SparseBitSet], levels occupied: UInt64,
+                                       priorityMask: Priority) -> INTID?
+    {
         // Levels l with l * 4 < mask, i.e. l < ceil(mask / 4).
         let levels = (Int(priorityMask.rawValue) + 3) >> 2
-        let eligible = levels >= 64 ? deliverableLevels : deliverableLevels & ((1 << UInt64(levels)) - 1)
+        let eligible = levels >= 64 ? occupied : occupied & ((1 << UInt64(levels)) - 1)
         guard eligible != 0, let intid = deliverable[eligible.trailingZeroBitCount].first() else { return nil }
         return INTID(UInt32(truncatingIfNeeded: intid))
     }
@@ -18,7 +26,8 @@ extension Redistributor {
     /// no active state, so the acknowledge is complete in this one step (IHI 0069, 5.1).
     /// - Context: the owning lane.
     public mutating func acknowledge(priorityMask: Priority = .lowest) -> INTID {
-        guard let intid = highestPriorityPending(priorityMask: priorityMask) else { return .spurious }
+        guard let intid = Self.highestPriorityPending(in: deliverable, levels: deliverableLevels, priorityMask: priorityMask)
+        else { return .spurious }
         clearPending(intid)
         counters.lpisAcknowledged += 1
         return intid

@@ -158,28 +158,74 @@ extension Redistributor {
         var remaining = budget
         if pendingTableLoadCursor != nil { loadPendingTable(budget: &remaining, memory: memory, sink: &sink) }
         if let start = invalidateAllCursor, remaining > 0 {
-            var next: UInt64? = nil
-            var updates: [(INTID, LPIRecord)] = []
-            lpis.forEach(in: start ... .max) { key, record in
-                guard remaining > 0 else {
-                    next = key
-                    return false
-                }
-                remaining -= 1
-                let intid = INTID(UInt32(truncatingIfNeeded: key))
-                if accepts(intid), case .success(let config) = readConfig(intid, memory: memory), config != record.config {
-                    updates.append((intid, LPIRecord(config: config, mappings: record.mappings)))
-                }
-                return true
-            }
-            for (intid, record) in updates {
-                let key = UInt64(intid.rawValue)
-                let old = lpis.store(record, at: key)!
-                if pending.contains(key) { reprioritise(intid, from: old.config, to: record.config, sink: &sink) }
-            }
-            invalidateAllCursor = next
+            invalidateAllCursor = rereadConfigurations(from: start, budget: &remaining, memory: memory, sink: &sink)
         }
         return hasPendingWork
+    }
+
+    /// Re-reads the configuration bytes of the LPIs from INTID `start` on, at most `budget` of them,
+    /// a leaf of the LPI index (64 INTIDs) at a time: one guest-memory read per leaf, byte by byte
+    /// only when that read faults (an unreadable byte keeps the cached configuration). Returns the
+    /// INTID to continue from, or nil when every LPI has been re-read.
+    mutating func rereadConfigurations<M: GuestMemory, S: LPIDeliverySink>(
+        from start: UInt64, budget: inout Int, memory: M, sink: inout S
+    ) -> UInt64? {
+        let bits = effectiveIDBits
+        let limit: UInt64 = bits >= 14 ? 1 << UInt64(bits) : 0
+        let table = configurationTable
+        var cursor = start
+        return withUnsafeTemporaryAllocation(byteCount: SparseNode.fanout, alignment: 1) { bytes -> UInt64? in
+            while budget > 0 {
+                guard let leaf = lpis.leafForUpdate(atOrAfter: cursor) else { return nil }
+                // The LPIs of this leaf still to do, without any outside 8192 ..< limit (possible only
+                // after GICR_PROPBASER.IDbits changed): those are passed over.
+                let first = cursor > leaf.base ? Int(cursor - leaf.base) : 0
+                var due = leaf.occupied & (~0 << UInt64(first)) & Self.slots(of: leaf.base, in: 8192 ..< max(8192, limit))
+                if due == 0 { budget -= 1 }   // a leaf with nothing to do still costs a unit
+                var loaded = false
+                if due != 0 {
+                    let low = due.trailingZeroBitCount
+                    let high = 63 - due.leadingZeroBitCount
+                    let window = UnsafeMutableRawBufferPointer(rebasing: bytes[low ... high])
+                    if let address = table.adding(leaf.base + UInt64(low) - 8192) {
+                        loaded = (try? memory.read(at: address, into: window)) != nil
+                    }
+                    while due != 0 {
+                        let slot = due.trailingZeroBitCount
+                        guard budget > 0 else { return leaf.base + UInt64(slot) }
+                        due &= due &- 1
+                        budget -= 1
+                        let intid = INTID(UInt32(truncatingIfNeeded: leaf.base) + UInt32(slot))
+                        let config: LPIConfig
+                        if loaded {
+                            config = LPIConfig(rawValue: bytes[slot])
+                        } else if case .success(let value) = readConfig(intid, memory: memory) {
+                            config = value
+                        } else {
+                            continue
+                        }
+                        var record = leaf[slot]
+                        guard config != record.config else { continue }
+                        let old = record.config
+                        record.config = config
+                        leaf[slot] = record
+                        if pending.contains(UInt64(intid.rawValue)) { reprioritise(intid, from: old, to: config, sink: &sink) }
+                    }
+                }
+                guard leaf.base <= UInt64.max - 64 else { return nil }
+                cursor = leaf.base + 64
+            }
+            return lpis.first(atOrAfter: cursor)?.key
+        }
+    }
+
+    /// The slots of the leaf whose slot 0 is INTID `base` that lie in `range`, as a bitmap.
+    static func slots(of base: UInt64, in range: Range<UInt64>) -> UInt64 {
+        let low = max(range.lowerBound, base)
+        let high = min(range.upperBound, base + 64)
+        guard low < high else { return 0 }
+        let width = high - low
+        return (width == 64 ? ~0 : (1 << width) - 1) << (low - base)
     }
 
     // MARK: - Pending and deliverable sets

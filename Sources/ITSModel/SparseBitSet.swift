@@ -16,26 +16,29 @@ public struct SparseBitSet: Sendable {
         return word & (1 &<< (key & 63)) != 0
     }
 
-    /// Adds `key`; returns false when it was already a member.
+    /// Adds `key`; returns false when it was already a member. One walk of the tree, which creates
+    /// the path to the word when the word is new.
     @discardableResult
     @inlinable public mutating func insert(_ key: UInt64) -> Bool {
         let bit: UInt64 = 1 &<< (key & 63)
-        let inserted = words.update(key >> 6) { word -> Bool in
-            let old = word ?? 0
-            word = old | bit
-            return old & bit == 0
-        }
-        if inserted { memberCount &+= 1 }
-        return inserted
+        let index = key >> 6
+        guard words.insertBits(bit, at: index) else { return false }
+        memberCount &+= 1
+        return true
     }
 
-    /// Removes `key`; returns false when it was not a member. A word left empty is erased.
+    /// Removes `key`; returns false when it was not a member. A word left empty is erased. One walk
+    /// of the tree, and a second only when the word empties.
     @discardableResult
     @inlinable public mutating func remove(_ key: UInt64) -> Bool {
         let bit: UInt64 = 1 &<< (key & 63)
-        guard let old = words.load(key >> 6), old & bit != 0 else { return false }
-        let rest = old & ~bit
-        if rest == 0 { words.erase(key >> 6) } else { words.store(rest, at: key >> 6) }
+        let index = key >> 6
+        guard let rest = words.modify(index, { word -> UInt64? in
+            guard word & bit != 0 else { return nil }
+            word &= ~bit
+            return word
+        }), let rest else { return false }
+        if rest == 0 { words.erase(index) }
         memberCount &-= 1
         return true
     }

@@ -157,3 +157,97 @@ extension SparseIndex.Storage {
         }
     }
 }
+
+extension SparseIndex {
+    /// Calls `body` with the value at `key` to change in place and returns its result, or returns
+    /// nil without calling `body` when `key` is not stored. One walk of the tree; the structure is
+    /// unchanged, so no invariant can break.
+    /// - Context: the owner of this value (a single writer).
+    @inlinable public mutating func modify<R>(_ key: UInt64, _ body: (inout Value) throws -> R) rethrows -> R? {
+        makeUnique()
+        guard let leaf = leaf(containing: key) else { return nil }
+        let slot = Int(truncatingIfNeeded: key) & SparseNode.slotMask
+        guard SparseNode.bitmap(leaf) & (1 &<< UInt64(slot)) != 0 else { return nil }
+        var value = Self.value(in: leaf, slot: slot)
+        let result = try body(&value)
+        Self.setValue(value, in: leaf, slot: slot)
+        return result
+    }
+
+    /// Sets `bits` in the word at `key` (0 when absent), creating the key and the path to it when
+    /// needed; returns false, changing nothing, when every bit was set already. One walk.
+    /// - Context: the owner of this value (a single writer).
+    @inlinable mutating func insertBits(_ bits: UInt64, at key: UInt64) -> Bool where Value == UInt64 {
+        makeUnique()
+        if let leaf = leaf(containing: key) {
+            let slot = Int(truncatingIfNeeded: key) & SparseNode.slotMask
+            let occupied = SparseNode.bitmap(leaf)
+            if occupied & (1 &<< UInt64(slot)) != 0 {
+                let old = Self.value(in: leaf, slot: slot)
+                guard old & bits != bits else { return false }
+                Self.setValue(old | bits, in: leaf, slot: slot)
+                return true
+            }
+            SparseNode.setBitmap(leaf, occupied | 1 &<< UInt64(slot))
+            Self.setValue(bits, in: leaf, slot: slot)
+            storage.count &+= 1
+            debugCheckAfterMutation(key)
+            return true
+        }
+        store(bits, at: key)
+        return true
+    }
+
+    /// One leaf of an index, reached for reading and changing its values in place: 64 slots for the
+    /// keys `base ..< base + 64`, of which those with a bit in ``occupied`` hold values.
+    ///
+    /// A leaf is valid until its index is next mutated other than through a leaf, copied while
+    /// holding it, or destroyed; hold one only within the mutating method that obtained it.
+    @usableFromInline struct Leaf {
+        @usableFromInline let node: UnsafeMutableRawPointer
+        /// The key of slot 0.
+        @usableFromInline let base: UInt64
+
+        @inlinable init(node: UnsafeMutableRawPointer, base: UInt64) {
+            self.node = node
+            self.base = base
+        }
+
+        /// The occupancy bitmap: bit n is set when slot n holds a value.
+        @inlinable var occupied: UInt64 { SparseNode.bitmap(node) }
+
+        /// The value in an occupied `slot` (0 ..< 64).
+        @inlinable subscript(slot: Int) -> Value {
+            get { SparseIndex.value(in: node, slot: slot & SparseNode.slotMask) }
+            nonmutating set { SparseIndex.setValue(newValue, in: node, slot: slot & SparseNode.slotMask) }
+        }
+    }
+
+    /// The first leaf holding a key at or after `key`, made unique first so that its values may be
+    /// changed in place; nil when no key at or after `key` is stored. O(h).
+    /// - Context: the owner of this value (a single writer).
+    mutating func leafForUpdate(atOrAfter key: UInt64) -> Leaf? {
+        makeUnique()
+        guard let root = storage.root, SparseNode.covers(key, height: storage.height) else { return nil }
+        return Self.firstLeaf(atOrAfter: key, in: root, level: storage.height - 1, prefix: 0)
+    }
+
+    static func firstLeaf(atOrAfter key: UInt64, in node: UnsafeMutableRawPointer, level: Int, prefix: UInt64) -> Leaf? {
+        let slot = SparseNode.slot(key, level: level)
+        let bits = SparseNode.bitmap(node)
+        if level == 0 {
+            return bits & (~0 << UInt64(slot)) != 0 ? Leaf(node: node, base: prefix) : nil
+        }
+        let shift = UInt64(level * SparseNode.bitsPerLevel)
+        if bits & (1 << UInt64(slot)) != 0,
+           let found = firstLeaf(atOrAfter: key, in: SparseNode.child(node, slot)!, level: level - 1,
+                                 prefix: prefix | UInt64(slot) << shift)
+        {
+            return found
+        }
+        let later = slot == 63 ? 0 : bits & (~0 << UInt64(slot + 1))
+        guard later != 0 else { return nil }
+        let next = later.trailingZeroBitCount
+        return firstLeaf(atOrAfter: 0, in: SparseNode.child(node, next)!, level: level - 1, prefix: prefix | UInt64(next) << shift)
+    }
+}

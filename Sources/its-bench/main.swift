@@ -9,6 +9,8 @@ enum ITSBench {
         usage: its-bench SUBCOMMAND [--json]
           lpi-map   the sparse LPI index against Dictionary, a linked list and a memory-access floor
           wire      INJECT_BATCH and INJECT frames decoded per second by ITSWire
+          translate MSIs translated and made pending per second, with and without the translation cache
+          cmdq      MAPTI commands processed per second, and INVALL over 65536 LPIs in milliseconds
         """
 
     static func json(_ value: Double) -> String {
@@ -29,6 +31,10 @@ enum ITSBench {
             LPIMapBench.run(json: asJSON)
         case "wire":
             runWireBench(json: asJSON)
+        case "translate":
+            TranslateBench.run(json: asJSON)
+        case "cmdq":
+            CommandQueueBench.run(json: asJSON)
         default:
             print(usage)
             exit(arguments.first == nil || arguments.first == "--help" ? 0 : 2)
