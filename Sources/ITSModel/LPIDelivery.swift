@@ -9,6 +9,12 @@ public protocol LPIDeliverySink {
     mutating func lpiBecameDeliverable(on vcpu: VCPUIndex)
 }
 
+/// A sink for operations whose edges nobody needs to hear about.
+public struct NoDeliverySink: LPIDeliverySink {
+    public init() {}
+    public mutating func lpiBecameDeliverable(on vcpu: VCPUIndex) {}
+}
+
 /// A sink that records the vCPUs it was told about, in order. For tests and tools.
 public struct DeliveryLog: LPIDeliverySink, Sendable {
     public private(set) var notified: [VCPUIndex] = []
@@ -20,13 +26,20 @@ public struct DeliveryLog: LPIDeliverySink, Sendable {
 /// The per-vCPU record of an LPI that targets it: its cached configuration byte and how many ITS
 /// mappings (ITEs) route it here. An LPI made pending directly (GICR_SETLPIR or the pending table)
 /// has no mapping and lives only while pending.
+///
+/// Four bytes: the configuration byte, the mapping count (saturating at 255), and the epoch of the
+/// mapping that last routed the LPI here, which a server with lanes uses to tell a pending state
+/// moved from another vCPU that is still wanted from one overtaken by a later unmap or remap
+/// (docs/ARCHITECTURE.md).
 public struct LPIRecord: Hashable, Sendable, BitwiseCopyable {
     public var config: LPIConfig
-    public var mappings: UInt16
+    public var mappings: UInt8
+    public var epoch: UInt16
 
-    @inlinable public init(config: LPIConfig, mappings: UInt16) {
+    @inlinable public init(config: LPIConfig, mappings: UInt8, epoch: UInt16 = 0) {
         self.config = config
         self.mappings = mappings
+        self.epoch = epoch
     }
 }
 
@@ -42,6 +55,9 @@ public enum LPIPendOutcome: Hashable, Sendable {
     case outOfRange
     /// No mapping of this INTID targets this redistributor (a translation raced an unmap).
     case notMapped
+    /// A pending state moved from another vCPU arrived after the mapping it was moved with was
+    /// replaced or removed: dropped.
+    case staleMove
 }
 
 /// One pending LPI in a listing.

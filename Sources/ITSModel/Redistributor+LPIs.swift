@@ -17,23 +17,36 @@ extension Redistributor {
     /// LPI is mapped and on invalidation) and starts not pending: a mapping never inherits the state
     /// of an earlier mapping of the same INTID.
     /// - Context: the owning lane.
-    public mutating func mapLPI<M: GuestMemory>(_ intid: INTID, memory: M) -> MapOutcome {
+    /// `epoch` tags this mapping (see ``LPIRecord``); the single-threaded model passes 0.
+    public mutating func mapLPI<M: GuestMemory>(_ intid: INTID, epoch: UInt16 = 0, memory: M) -> MapOutcome {
+        var sink = NoDeliverySink()
+        return mapLPI(intid, epoch: epoch, memory: memory, sink: &sink)
+    }
+
+    /// ``mapLPI(_:epoch:memory:)`` reporting to `sink` when re-reading the configuration of an LPI
+    /// that is pending already makes it deliverable.
+    public mutating func mapLPI<M: GuestMemory, S: LPIDeliverySink>(_ intid: INTID, epoch: UInt16 = 0, memory: M,
+                                                                  sink: inout S) -> MapOutcome {
         guard accepts(intid) else {
             counters.intidsOutOfRange += 1
             return .outOfRange
         }
         if var record = lpis.load(UInt64(intid.rawValue)) {
+            // Another mapping or a direct LPI already made the record; the new mapping still reads
+            // the configuration byte, as a fresh one would (KVM's vgic_add_lpi does too).
             record.mappings = record.mappings == .max ? .max : record.mappings + 1
+            record.epoch = epoch
             lpis.store(record, at: UInt64(intid.rawValue))
+            invalidate(intid, memory: memory, sink: &sink)
             return record.mappings == 1 ? .mapped : .alreadyMapped
         }
         switch readConfig(intid, memory: memory) {
         case .success(let config):
-            lpis.store(LPIRecord(config: config, mappings: 1), at: UInt64(intid.rawValue))
+            lpis.store(LPIRecord(config: config, mappings: 1, epoch: epoch), at: UInt64(intid.rawValue))
             return .mapped
         case .failure(let fault):
             counters.configReadFaults += 1
-            lpis.store(LPIRecord(config: .unreadable, mappings: 1), at: UInt64(intid.rawValue))
+            lpis.store(LPIRecord(config: .unreadable, mappings: 1, epoch: epoch), at: UInt64(intid.rawValue))
             return .mappedConfigUnreadable(fault)
         }
     }
@@ -73,6 +86,21 @@ extension Redistributor {
             return .notMapped
         }
         return addPending(intid, config: record.config, sink: &sink)
+    }
+
+    /// Makes a mapped LPI pending only if the mapping routing it here is still the one tagged
+    /// `epoch`: the pending state of an LPI moved here from another vCPU, arriving after the move's
+    /// mapping (docs/ARCHITECTURE.md). A mapping removed or replaced in the meantime drops it
+    /// (`staleMove`, counted), so no ghost is delivered and no new mapping inherits it.
+    /// - Context: the owning lane.
+    public mutating func setPendingIfMapped<S: LPIDeliverySink>(_ intid: INTID, epoch: UInt16,
+                                                                sink: inout S) -> LPIPendOutcome
+    {
+        guard let record = lpis.load(UInt64(intid.rawValue)), record.mappings > 0, record.epoch == epoch else {
+            counters.staleMoves += 1
+            return .staleMove
+        }
+        return setPending(intid, sink: &sink)
     }
 
     /// Makes an LPI pending whether or not the ITS maps it: GICR_SETLPIR, and the pending table

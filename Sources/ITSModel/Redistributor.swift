@@ -84,6 +84,9 @@ extension Redistributor {
         public var intidsOutOfRange: UInt64 = 0
         /// Translations that found no mapping here (raced an unmap).
         public var lpisNotMapped: UInt64 = 0
+        /// Pending states moved from another vCPU that arrived after their mapping was replaced
+        /// or removed, dropped.
+        public var staleMoves: UInt64 = 0
         /// Configuration bytes that could not be read from guest memory.
         public var configReadFaults: UInt64 = 0
         /// Pending-table words that could not be read or written.

@@ -49,7 +49,7 @@ public struct LocalRedistributors<Memory: GuestMemory & AnyObject, Sink: LPIDeli
     public var vcpuCount: Int { redistributors.count }
 
     public mutating func mapLPI(_ intid: INTID, on vcpu: VCPUIndex) {
-        _ = redistributors[Int(vcpu.rawValue)].mapLPI(intid, memory: memory)
+        _ = redistributors[Int(vcpu.rawValue)].mapLPI(intid, memory: memory, sink: &sink)
     }
 
     public mutating func unmapLPI(_ intid: INTID, on vcpu: VCPUIndex) {
@@ -59,7 +59,7 @@ public struct LocalRedistributors<Memory: GuestMemory & AnyObject, Sink: LPIDeli
     public mutating func moveLPI(_ intid: INTID, from source: VCPUIndex, to target: VCPUIndex) {
         guard source != target else { return }
         let wasPending = redistributors[Int(source.rawValue)].unmapLPI(intid)
-        _ = redistributors[Int(target.rawValue)].mapLPI(intid, memory: memory)
+        _ = redistributors[Int(target.rawValue)].mapLPI(intid, memory: memory, sink: &sink)
         if wasPending { _ = redistributors[Int(target.rawValue)].setPending(intid, sink: &sink) }
     }
 

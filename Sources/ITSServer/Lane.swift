@@ -15,16 +15,12 @@ public final class LaneGroup: Sendable {
     public init(count: Int, replies: Mailbox<LoopWork>) {
         precondition(count > 0, "at least one lane")
         self.replies = replies
-        var lanes: [LoopThread<LaneWork>] = []
-        let group = LaneGroupReference()
-        for index in 0 ..< count {
-            lanes.append(LoopThread(name: "lane-\(index)") { _ in
-                let state = LaneState(index: index, group: group, replies: replies)
+        lanes = (0 ..< count).map { index in
+            LoopThread(name: "lane-\(index)") { _ in
+                let state = LaneState(index: index, replies: replies)
                 return { batch in state.handle(&batch) }
-            })
+            }
         }
-        self.lanes = lanes
-        group.lanes = lanes
     }
 
     /// The lane that owns `vcpu`.
@@ -35,13 +31,6 @@ public final class LaneGroup: Sendable {
 
     /// Processes what is queued on every lane and stops them. - Context: the loop thread.
     public func stop() { lanes.forEach { $0.stop() } }
-}
-
-/// The lanes, handed to each lane's state once they all exist (for forwarding between lanes).
-final class LaneGroupReference: @unchecked Sendable {
-    // @unchecked Sendable: written once by LaneGroup.init before any work is submitted (submitting
-    // happens after init returns), read-only afterwards.
-    var lanes: [LoopThread<LaneWork>] = []
 }
 
 /// One VM as one lane sees it.
@@ -70,21 +59,16 @@ struct EdgeCollector: LPIDeliverySink {
 /// The state of one lane, confined to its thread.
 final class LaneState {
     let index: Int
-    let group: LaneGroupReference
     let replies: Mailbox<LoopWork>
     var vms: [VMKey: LaneVM] = [:]
     private var outgoing: [LoopWork] = []
-    /// Work for other lanes produced while handling a batch, sent at the end of it.
-    private var forwards: [[LaneWork]] = []
 
-    init(index: Int, group: LaneGroupReference, replies: Mailbox<LoopWork>) {
+    init(index: Int, replies: Mailbox<LoopWork>) {
         self.index = index
-        self.group = group
         self.replies = replies
     }
 
     func handle(_ batch: inout [LaneWork]) {
-        if forwards.count != group.lanes.count { forwards = Array(repeating: [], count: group.lanes.count) }
         for work in batch {
             switch work {
             case let .attach(vm, memory, redistributors):
@@ -104,18 +88,10 @@ final class LaneState {
                 outgoing.append(.reply(ticket, .done))
             }
         }
-        for (lane, work) in forwards.enumerated() where !work.isEmpty {
-            group.lanes[lane].submit(contentsOf: work)
-            forwards[lane].removeAll(keepingCapacity: true)
-        }
         if !outgoing.isEmpty {
             replies.post(contentsOf: outgoing)
             outgoing.removeAll(keepingCapacity: true)
         }
-    }
-
-    private func forward(_ work: LaneWork, to vcpu: VCPUIndex) {
-        forwards[Int(vcpu.rawValue) % forwards.count].append(work)
     }
 
     /// Runs `body` on the redistributor of `vcpu` of `vm`, then reports edges. Returns nil when the
@@ -142,14 +118,16 @@ final class LaneState {
     private func perform(_ operation: LPIOperation, vm: VMKey, vcpu: VCPUIndex) {
         _ = withRedistributor(vm, vcpu) { redistributor, memory, edges in
             switch operation {
-            case .map(let intid):
-                _ = redistributor.mapLPI(intid, memory: memory)
+            case let .map(intid, epoch):
+                _ = redistributor.mapLPI(intid, epoch: epoch, memory: memory, sink: &edges)
             case .unmap(let intid):
                 redistributor.unmapLPI(intid)
-            case let .unmapForwardingPending(intid, target):
-                if redistributor.unmapLPI(intid) { forward(.lpi(vm, target, .setPendingDirect(intid)), to: target) }
+            case let .unmapReportingPending(intid, target, epoch):
+                if redistributor.unmapLPI(intid) { outgoing.append(.movedPending(vm, intid, to: target, epoch: epoch)) }
             case .setPending(let intid):
                 _ = redistributor.setPending(intid, sink: &edges)
+            case let .setPendingIfMapped(intid, epoch):
+                _ = redistributor.setPendingIfMapped(intid, epoch: epoch, sink: &edges)
             case .setPendingDirect(let intid):
                 _ = redistributor.setPendingDirect(intid, memory: memory, sink: &edges)
             case .clearPending(let intid):
@@ -158,11 +136,10 @@ final class LaneState {
                 redistributor.invalidate(intid, memory: memory, sink: &edges)
             case .invalidateAll:
                 redistributor.invalidateAll(budget: .max, memory: memory, sink: &edges)
-            case .forwardAllPending(let target):
-                for lpi in redistributor.pendingLPIs(limit: .max).lpis {
-                    redistributor.clearPending(lpi.intid)
-                    forward(.lpi(vm, target, .setPendingDirect(lpi.intid)), to: target)
-                }
+            case .takeAllPending(let target):
+                let taken = redistributor.pendingLPIs(limit: .max).lpis.map(\.intid)
+                for intid in taken { redistributor.clearPending(intid) }
+                if !taken.isEmpty { outgoing.append(.movedAllPending(vm, taken, to: target)) }
             }
         }
     }

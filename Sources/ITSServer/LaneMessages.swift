@@ -19,18 +19,23 @@ public struct ReplyTicket: RawRepresentable, Hashable, Sendable {
 /// A one-way LPI operation on one vCPU's redistributor: what ``RedistributorOperations`` becomes
 /// once it is queued to the vCPU's lane.
 public enum LPIOperation: Hashable, Sendable {
-    case map(INTID)
+    /// Map, tagging the mapping with `epoch` (see ``LPIRecord``).
+    case map(INTID, epoch: UInt16)
     case unmap(INTID)
-    /// Unmap here, and if the LPI was pending make it pending at `to` (on that vCPU's lane).
-    case unmapForwardingPending(INTID, to: VCPUIndex)
+    /// The source half of a move: unmap here and, if the LPI was pending, report it to the loop,
+    /// which queues ``setPendingIfMapped(_:epoch:)`` to the target.
+    case unmapReportingPending(INTID, to: VCPUIndex, epoch: UInt16)
     case setPending(INTID)
+    /// The target half of a move: pending only if the mapping still carries `epoch`.
+    case setPendingIfMapped(INTID, epoch: UInt16)
     /// Pending whether or not a mapping routes the LPI here (GICR_SETLPIR, forwarded state).
     case setPendingDirect(INTID)
     case clearPending(INTID)
     case invalidate(INTID)
     case invalidateAll
-    /// MOVALL: every pending LPI here becomes pending at `to`.
-    case forwardAllPending(to: VCPUIndex)
+    /// MOVALL: every pending LPI here stops being pending and is reported to the loop, which makes
+    /// them pending at `to`.
+    case takeAllPending(to: VCPUIndex)
 }
 
 /// A request served by a vCPU's lane, answered through the loop's mailbox.
@@ -79,4 +84,8 @@ public enum LoopWork: Sendable {
     /// `vcpu` of `vm` went from nothing deliverable to something deliverable (for clients that
     /// subscribed to in-band notifications).
     case deliverable(VMKey, VCPUIndex)
+    /// A moved LPI was pending at its source; the loop queues the target half of the move.
+    case movedPending(VMKey, INTID, to: VCPUIndex, epoch: UInt16)
+    /// MOVALL's source took these pending LPIs; the loop makes them pending at `to`.
+    case movedAllPending(VMKey, [INTID], to: VCPUIndex)
 }

@@ -4,16 +4,18 @@ import ITSModel
 /// a ``LaneWork`` item in a per-lane batch, sent by ``flush()`` — once per loop callback, however
 /// many MSIs or commands it handled — so that work crosses threads in batches.
 ///
-/// A move (MOVI, MAPC) is a "map" queued to the target's lane and an "unmap, forwarding the
-/// pending state" queued to the source's lane. Anything the ITS queues for the target afterwards
-/// lands behind the map; the forwarded pending state arrives as a direct set-pending and merges
-/// (docs/ARCHITECTURE.md).
+/// A move (MOVI, MAPC) is a "map with a new epoch" queued to the target's lane and an "unmap,
+/// reporting whether it was pending" queued to the source's lane; the report comes back to the loop
+/// (``pendingMoved(_:to:epoch:)``), which queues the pending state to the target behind everything
+/// queued there meanwhile, applied only if the mapping still has that epoch (docs/ARCHITECTURE.md).
 /// - Context: the loop thread.
 public struct LaneRedistributors: RedistributorOperations {
     public let vm: VMKey
     public let vcpuCount: Int
     public let lanes: LaneGroup
     private var batches: [[LaneWork]]
+    /// The epoch of the latest mapping; every map takes the next one.
+    private var epoch: UInt16 = 0
 
     public init(vm: VMKey, vcpuCount: Int, lanes: LaneGroup) {
         self.vm = vm
@@ -39,13 +41,28 @@ public struct LaneRedistributors: RedistributorOperations {
         }
     }
 
-    public mutating func mapLPI(_ intid: INTID, on vcpu: VCPUIndex) { queue(.map(intid), on: vcpu) }
+    public mutating func mapLPI(_ intid: INTID, on vcpu: VCPUIndex) {
+        epoch &+= 1
+        queue(.map(intid, epoch: epoch), on: vcpu)
+    }
     public mutating func unmapLPI(_ intid: INTID, on vcpu: VCPUIndex) { queue(.unmap(intid), on: vcpu) }
 
     public mutating func moveLPI(_ intid: INTID, from source: VCPUIndex, to target: VCPUIndex) {
         guard source != target else { return }
-        queue(.map(intid), on: target)
-        queue(.unmapForwardingPending(intid, to: target), on: source)
+        epoch &+= 1
+        queue(.map(intid, epoch: epoch), on: target)
+        queue(.unmapReportingPending(intid, to: target, epoch: epoch), on: source)
+    }
+
+    /// The source of a move reported the LPI pending: queue the target half.
+    public mutating func pendingMoved(_ intid: INTID, to target: VCPUIndex, epoch: UInt16) {
+        queue(.setPendingIfMapped(intid, epoch: epoch), on: target)
+    }
+
+    /// MOVALL's source took these pending LPIs: make them pending at the target, as direct LPIs
+    /// where no mapping routes them there.
+    public mutating func allPendingMoved(_ intids: [INTID], to target: VCPUIndex) {
+        for intid in intids { queue(.setPendingDirect(intid), on: target) }
     }
 
     public mutating func setPending(_ intid: INTID, on vcpu: VCPUIndex) { queue(.setPending(intid), on: vcpu) }
@@ -55,6 +72,6 @@ public struct LaneRedistributors: RedistributorOperations {
 
     public mutating func moveAllPending(from source: VCPUIndex, to target: VCPUIndex) {
         guard source != target else { return }
-        queue(.forwardAllPending(to: target), on: source)
+        queue(.takeAllPending(to: target), on: source)
     }
 }

@@ -4,8 +4,8 @@ import Testing
 /// The ITS and its redistributors as plain dictionaries: no caches, no sparse indexes, no budgets.
 /// Each command takes effect at once, following the choices the model documents (ITS+Commands.swift
 /// and docs/SEMANTICS.md):
-/// - an LPI routed to a vCPU has a record there with its configuration (read when the record is
-///   created, and on INV and INVALL) and a count of the mappings routing it there;
+/// - an LPI routed to a vCPU has a record there with its configuration (read at every mapping,
+///   and on INV and INVALL) and a count of the mappings routing it there;
 /// - removing a mapping clears the LPI's pending state; a record goes with its last mapping;
 /// - MAPD (valid or not) of a mapped device drops its events with their pending state first;
 /// - MAPC moves its collection's LPIs with their pending state, or unmaps them with V=0;
@@ -48,6 +48,7 @@ struct ReferenceGIC {
     mutating func map(_ intid: UInt32, on vcpu: Int) {
         if var record = records[vcpu][intid] {
             record.mappings += 1
+            record.config = configBytes[intid] ?? 0
             records[vcpu][intid] = record
         } else {
             records[vcpu][intid] = Record(config: configBytes[intid] ?? 0, mappings: 1)

@@ -165,4 +165,18 @@ import Testing
         fixture.redistributor.unmapLPI(INTID(9000))
         #expect(fixture.redistributor.lpis.isEmpty && fixture.redistributor.pending.isEmpty)
     }
+
+    // A mapping of an INTID the redistributor already knows (here a direct LPI) reads its
+    // configuration byte again, as a fresh mapping does.
+    @Test func mappingAKnownLPIRereadsItsConfiguration() {
+        var fixture = RedistributorFixture()
+        fixture.configure(8200, priority: 0x40, enabled: false)
+        fixture.write(Offset.setlpir, 8200)
+        #expect(fixture.sink.notified.isEmpty)
+        fixture.configure(8200, priority: 0x40, enabled: true)
+        #expect(fixture.redistributor.mapLPI(INTID(8200), memory: fixture.memory, sink: &fixture.sink) == .mapped)
+        #expect(fixture.redistributor.lpis.load(8200)?.config.isEnabled == true)
+        #expect(fixture.sink.notified == [VCPUIndex(0)], "the pending LPI became deliverable")
+        #expect(fixture.drain() == [8200])
+    }
 }

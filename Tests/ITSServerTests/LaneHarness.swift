@@ -37,8 +37,11 @@ final class LaneHarness {
                 switch work {
                 case let .reply(ticket, reply): self.replies[ticket] = reply
                 case .deliverable: self.deliverableEdges += 1
+                case let .movedPending(_, intid, target, epoch): self.operations.pendingMoved(intid, to: target, epoch: epoch)
+                case let .movedAllPending(_, intids, target): self.operations.allPendingMoved(intids, to: target)
                 }
             }
+            self.operations.flush()
         }
         lanes = LaneGroup(count: laneCount, replies: mailbox)
         operations = LaneRedistributors(vm: vm, vcpuCount: vcpus, lanes: lanes)
