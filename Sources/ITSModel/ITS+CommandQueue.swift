@@ -60,7 +60,7 @@ extension ITS {
             let command = ITSCommand(UInt64(littleEndian: words.0), UInt64(littleEndian: words.1),
                                      UInt64(littleEndian: words.2), UInt64(littleEndian: words.3))
             remaining -= 1
-            switch execute(command, memory: memory, redistributors: &redistributors) {
+            switch execute(command, budget: &remaining, memory: memory, redistributors: &redistributors) {
             case .done:
                 completeCommand()
             case .error(let error):
@@ -96,6 +96,9 @@ extension ITS {
     ) -> GuestMemoryFault? {
         switch operation {
         case nil:
+            return nil
+        case .synchronize(let vcpu):
+            if !redistributors.hasBackgroundWork(on: vcpu) { operation = nil }
             return nil
         case let .unmapDevice(device, itt, next, then):
             var batch: [(UInt64, EventMapping)] = []

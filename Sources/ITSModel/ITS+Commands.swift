@@ -13,8 +13,9 @@ extension ITS {
         case inProgress
     }
 
+    /// Carries out `command`, charging work beyond the command itself (MOVALL's LPIs) to `budget`.
     mutating func execute<M: GuestMemory, R: RedistributorOperations>(
-        _ command: ITSCommand, memory: M, redistributors: inout R
+        _ command: ITSCommand, budget: inout Int, memory: M, redistributors: inout R
     ) -> CommandResult {
         switch command {
         case let .mapd(device, itt, bits, valid):
@@ -53,16 +54,21 @@ extension ITS {
             }
             redistributors.invalidateAll(on: vcpu)
             return .done
-        case .sync:
-            // Every effect of an earlier command is complete when the command is, so SYNC has
-            // nothing to wait for, whatever its RDbase.
-            return .done
+        case .sync(let rdbase):
+            // Commands complete before CREADR passes them; what may still be under way is an
+            // INVALL's re-reading or a MOVALL at the redistributor, which SYNC waits for. An
+            // RDbase beyond the vCPUs has nothing to wait for.
+            guard rdbase < UInt64(configuration.vcpuCount),
+                  redistributors.hasBackgroundWork(on: VCPUIndex(UInt16(rdbase)))
+            else { return .done }
+            operation = .synchronize(VCPUIndex(UInt16(rdbase)))
+            return .inProgress
         case let .movall(from, to):
             guard from < UInt64(configuration.vcpuCount), to < UInt64(configuration.vcpuCount) else {
                 return .error(ITSCommandError(ITSCommand.Opcode.movall, .deviceOrProcessorOutOfRange))
             }
             invalidateTranslations(.all)
-            redistributors.moveAllPending(from: VCPUIndex(UInt16(from)), to: VCPUIndex(UInt16(to)))
+            budget -= redistributors.moveAllPending(from: VCPUIndex(UInt16(from)), to: VCPUIndex(UInt16(to))) - 1
             return .done
         case .virtual:
             counters.virtualCommands += 1

@@ -140,6 +140,8 @@ extension ITS {
         case unmapDevice(DeviceID, itt: GuestAddress, next: UInt64, then: DeviceMapping?)
         /// MAPC: move (or, with `to` nil, unmap) the LPIs of `collection`, scanning events from `next`.
         case retargetCollection(CollectionID, from: VCPUIndex?, to: VCPUIndex?, next: UInt64)
+        /// SYNC: waiting until the redistributor of `vcpu` has finished an earlier INVALL or MOVALL.
+        case synchronize(VCPUIndex)
     }
 
     /// The key of (device, event) in ``events`` and ``translationCache``: DeviceID above the

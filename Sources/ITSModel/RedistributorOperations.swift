@@ -19,10 +19,14 @@ public protocol RedistributorOperations {
     mutating func clearPending(_ intid: INTID, on vcpu: VCPUIndex)
     /// INV: re-read the configuration byte of `intid` at `vcpu`.
     mutating func invalidate(_ intid: INTID, on vcpu: VCPUIndex)
-    /// INVALL: re-read the configuration of every LPI at `vcpu`.
+    /// INVALL: re-read the configuration of every LPI at `vcpu`, as background work.
     mutating func invalidateAll(on vcpu: VCPUIndex)
-    /// MOVALL: every pending LPI of `source` becomes pending at `target` instead.
-    mutating func moveAllPending(from source: VCPUIndex, to target: VCPUIndex)
+    /// MOVALL: every pending LPI of `source` becomes pending at `target` instead. Returns the units
+    /// of work done before returning (one per LPI moved), which the ITS charges to its budget.
+    mutating func moveAllPending(from source: VCPUIndex, to target: VCPUIndex) -> Int
+    /// Whether work an earlier INVALL or MOVALL started at `vcpu` is still under way: SYNC waits
+    /// until it is not (IHI 0069, 5.3.15: SYNC makes earlier commands' effects visible).
+    func hasBackgroundWork(on vcpu: VCPUIndex) -> Bool
 }
 
 /// Redistributors held by value next to the ITS, with the guest memory they read and the sink they
@@ -75,19 +79,25 @@ public struct LocalRedistributors<Memory: GuestMemory & AnyObject, Sink: LPIDeli
         redistributors[Int(vcpu.rawValue)].invalidate(intid, memory: memory, sink: &sink)
     }
 
+    /// Starts the sweep without doing any of it: ``performPendingWork(budget:)`` does it, so that
+    /// a stream of INVALLs costs the ITS one unit each.
     public mutating func invalidateAll(on vcpu: VCPUIndex) {
-        let memory = self.memory
-        redistributors[Int(vcpu.rawValue)].invalidateAll(budget: workBudget, memory: memory, sink: &sink)
+        redistributors[Int(vcpu.rawValue)].invalidateAll(budget: 0, memory: memory, sink: &sink)
     }
 
-    public mutating func moveAllPending(from source: VCPUIndex, to target: VCPUIndex) {
-        guard source != target else { return }
+    public mutating func moveAllPending(from source: VCPUIndex, to target: VCPUIndex) -> Int {
+        guard source != target else { return 1 }
         let page = redistributors[Int(source.rawValue)].pendingLPIs(limit: .max)
         for lpi in page.lpis {
             redistributors[Int(source.rawValue)].clearPending(lpi.intid)
             // An LPI no mapping routes to the target arrives there as a direct LPI.
             _ = redistributors[Int(target.rawValue)].setPendingDirect(lpi.intid, memory: memory, sink: &sink)
         }
+        return max(1, page.lpis.count)
+    }
+
+    public func hasBackgroundWork(on vcpu: VCPUIndex) -> Bool {
+        redistributors[Int(vcpu.rawValue)].hasPendingWork
     }
 
     /// Runs every redistributor's background work for at most `budget` units each; returns whether

@@ -24,6 +24,8 @@ extension ITS {
         case let .retargetCollection(collection, from, to, next):
             .retargetCollection(collection, from: from, to: to, nextDevice: splitEventKey(next).device,
                                 nextEvent: splitEventKey(next).event)
+        case .synchronize(let vcpu):
+            .synchronize(vcpu)
         }
         return VGICSnapshot.ITSState(configuration: configuration, enabled: enabled, cbaser: cbaser, cwriter: cwriter,
                                      creadr: creadr, stalled: stalled, lastStallFault: lastStallFault,

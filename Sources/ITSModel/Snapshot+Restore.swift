@@ -87,6 +87,9 @@ extension ITS {
                   collections.load(UInt64(collection.rawValue)) == to, fits(nextDevice), fits(nextEvent)
             else { throw .inconsistentOperation }
             operation = .retargetCollection(collection, from: from, to: to, next: eventKey(nextDevice, nextEvent))
+        case .synchronize(let vcpu):
+            guard fits(vcpu) else { throw .inconsistentOperation }
+            operation = .synchronize(vcpu)
         }
     }
 

@@ -129,6 +129,8 @@ extension VGICSnapshot {
         /// MAPC: the LPIs of `collection`'s events from (`nextDevice`, `nextEvent`) on are still to
         /// be moved from `from` to `to` (mapped when `from` is nil, unmapped when `to` is nil).
         case retargetCollection(CollectionID, from: VCPUIndex?, to: VCPUIndex?, nextDevice: DeviceID, nextEvent: EventID)
+        /// SYNC: waiting for the redistributor of the vCPU to finish an earlier INVALL or MOVALL.
+        case synchronize(VCPUIndex)
     }
 
     /// One redistributor (IHI 0069, 12.11 for the registers; 5.1 for LPIs).

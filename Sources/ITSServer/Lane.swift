@@ -136,10 +136,12 @@ final class LaneState {
                 redistributor.invalidate(intid, memory: memory, sink: &edges)
             case .invalidateAll:
                 redistributor.invalidateAll(budget: .max, memory: memory, sink: &edges)
+                outgoing.append(.backgroundWorkDone(vm, vcpu))
             case .takeAllPending(let target):
                 let taken = redistributor.pendingLPIs(limit: .max).lpis.map(\.intid)
                 for intid in taken { redistributor.clearPending(intid) }
                 if !taken.isEmpty { outgoing.append(.movedAllPending(vm, taken, to: target)) }
+                outgoing.append(.backgroundWorkDone(vm, vcpu))
             }
         }
     }

@@ -88,4 +88,6 @@ public enum LoopWork: Sendable {
     case movedPending(VMKey, INTID, to: VCPUIndex, epoch: UInt16)
     /// MOVALL's source took these pending LPIs; the loop makes them pending at `to`.
     case movedAllPending(VMKey, [INTID], to: VCPUIndex)
+    /// An INVALL or MOVALL at `vcpu` is complete (a SYNC waiting for it may go on).
+    case backgroundWorkDone(VMKey, VCPUIndex)
 }

@@ -16,12 +16,15 @@ public struct LaneRedistributors: RedistributorOperations {
     private var batches: [[LaneWork]]
     /// The epoch of the latest mapping; every map takes the next one.
     private var epoch: UInt16 = 0
+    /// Per vCPU, the INVALLs and MOVALLs queued whose completion the lane has not reported yet.
+    private var backgroundWork: [Int]
 
     public init(vm: VMKey, vcpuCount: Int, lanes: LaneGroup) {
         self.vm = vm
         self.vcpuCount = vcpuCount
         self.lanes = lanes
         batches = Array(repeating: [], count: lanes.lanes.count)
+        backgroundWork = Array(repeating: 0, count: vcpuCount)
     }
 
     private mutating func queue(_ operation: LPIOperation, on vcpu: VCPUIndex) {
@@ -68,10 +71,23 @@ public struct LaneRedistributors: RedistributorOperations {
     public mutating func setPending(_ intid: INTID, on vcpu: VCPUIndex) { queue(.setPending(intid), on: vcpu) }
     public mutating func clearPending(_ intid: INTID, on vcpu: VCPUIndex) { queue(.clearPending(intid), on: vcpu) }
     public mutating func invalidate(_ intid: INTID, on vcpu: VCPUIndex) { queue(.invalidate(intid), on: vcpu) }
-    public mutating func invalidateAll(on vcpu: VCPUIndex) { queue(.invalidateAll, on: vcpu) }
+    public mutating func invalidateAll(on vcpu: VCPUIndex) {
+        backgroundWork[Int(vcpu.rawValue)] += 1
+        queue(.invalidateAll, on: vcpu)
+    }
 
-    public mutating func moveAllPending(from source: VCPUIndex, to target: VCPUIndex) {
-        guard source != target else { return }
+    /// Queues the move to the source's lane and returns at once: the lane does the work.
+    public mutating func moveAllPending(from source: VCPUIndex, to target: VCPUIndex) -> Int {
+        guard source != target else { return 1 }
+        backgroundWork[Int(source.rawValue)] += 1
         queue(.takeAllPending(to: target), on: source)
+        return 1
+    }
+
+    public func hasBackgroundWork(on vcpu: VCPUIndex) -> Bool { backgroundWork[Int(vcpu.rawValue)] > 0 }
+
+    /// The lane reported an INVALL or MOVALL at `vcpu` complete.
+    public mutating func backgroundWorkDone(on vcpu: VCPUIndex) {
+        backgroundWork[Int(vcpu.rawValue)] = max(0, backgroundWork[Int(vcpu.rawValue)] - 1)
     }
 }

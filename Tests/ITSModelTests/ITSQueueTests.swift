@@ -155,4 +155,43 @@ import Testing
         #expect(wide.gic.inject(DeviceID(60_000), EventID(0xFFFF_FFF0 >> 16)) == .success(ITS.Translation(intid: INTID(8192), vcpu: VCPUIndex(1))))
         #expect(wide.gic.its.typer >> 8 & 0x1F == 31 && wide.gic.its.typer >> 13 & 0x1F == 31)
     }
+
+    // IHI 0069 5.3.15: SYNC makes earlier commands' effects visible, so it waits for an INVALL's
+    // re-reading, which runs as the redistributor's background work.
+    @Test func syncWaitsForInvallToFinish() {
+        var driver = GuestDriver(queuePages: 128)
+        let count: UInt32 = 5000
+        for index in 0 ..< count { driver.configure(8192 + index, enabled: false) }
+        driver.run(GuestDriver.mapc(0, vcpu: 0))
+        driver.run(GuestDriver.mapd(5, eventBits: 13))
+        for index in 0 ..< count { driver.enqueue(GuestDriver.mapti(5, index, intid: 8192 + index, collection: 0)) }
+        for index in 0 ..< count { driver.enqueue(GuestDriver.int(5, index)) }
+        driver.flush(budget: .max)
+        for index in 0 ..< count { driver.configure(8192 + index, enabled: true) }
+        // A stream of INVALLs costs one unit each; the SYNC behind them holds CREADR.
+        for _ in 0 ..< 100 { driver.enqueue(GuestDriver.invall(0)) }
+        driver.enqueue(GuestDriver.sync(vcpu: 0))
+        driver.flush(budget: 1000)
+        #expect(driver.gic.its.counters.commandsProcessed == UInt64(2 + 2 * count + 100), "INVALLs done, SYNC waiting")
+        #expect(driver.gic.its.creadr != driver.gic.its.cwriter)
+        #expect(driver.gic.readRedistributor(VCPUIndex(0), Redistributor.Offset.syncr, width: .word) == .success(1))
+        driver.gic.runPendingWork(budget: 1000)
+        #expect(driver.gic.its.creadr == driver.gic.its.cwriter, "SYNC completed after the sweep")
+        #expect(driver.drain(0).count == Int(count))
+    }
+
+    // MOVALL is charged one unit per LPI it moves, so a queue of MOVALLs cannot hold the caller.
+    @Test func movallIsChargedPerLPIMoved() {
+        var driver = GuestDriver(vcpus: 2, queuePages: 16)
+        for index: UInt32 in 0 ..< 3000 {
+            driver.configure(8192 + index)
+            driver.gic.writeRedistributor(VCPUIndex(0), Redistributor.Offset.setlpir, UInt64(8192 + index))
+        }
+        for round in 0 ..< 10 { driver.enqueue(GuestDriver.movall(from: UInt64(round % 2), to: UInt64(1 - round % 2))) }
+        driver.flush(budget: 4000)
+        #expect(driver.gic.its.counters.commandsProcessed == 2, "3000 + 3000 units: the budget ends after two")
+        driver.gic.runPendingWork(budget: 4000)
+        #expect(driver.gic.its.counters.commandsProcessed == 10)
+        #expect(driver.drain(0).count == 3000 && driver.drain(1).isEmpty)
+    }
 }

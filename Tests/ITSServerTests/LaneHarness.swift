@@ -39,8 +39,11 @@ final class LaneHarness {
                 case .deliverable: self.deliverableEdges += 1
                 case let .movedPending(_, intid, target, epoch): self.operations.pendingMoved(intid, to: target, epoch: epoch)
                 case let .movedAllPending(_, intids, target): self.operations.allPendingMoved(intids, to: target)
+                case let .backgroundWorkDone(_, vcpu): self.operations.backgroundWorkDone(on: vcpu)
                 }
             }
+            // A SYNC may have been waiting for what the lanes just finished.
+            _ = self.its.processCommands(budget: .max, memory: self.memory, redistributors: &self.operations)
             self.operations.flush()
         }
         lanes = LaneGroup(count: laneCount, replies: mailbox)
