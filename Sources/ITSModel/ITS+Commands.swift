@@ -98,6 +98,10 @@ extension ITS {
         case .success(let found?): address = found
         }
         let mapping = DeviceMapping(ittAddress: itt, eventIDBits: UInt8(eventIDBits))
+        guard !valid || devices.count < configuration.maximumDevices || devices.contains(UInt64(device.rawValue)) else {
+            counters.mappingLimitReached += 1
+            return .done
+        }
         do { try memory.writeUInt64(valid ? Self.encodeDTE(mapping) : 0, at: address) } catch { return .fault(error) }
         let replacement = valid ? mapping : nil
         guard let old = devices.erase(UInt64(device.rawValue)) else {
@@ -152,8 +156,12 @@ extension ITS {
             return .error(ITSCommandError(opcode, .collectionOutOfRange))
         }
         let ite = EventMapping(intid: intid, collection: collection)
-        do { try memory.writeUInt64(Self.encodeITE(ite), at: address) } catch { return .fault(error) }
         let key = eventKey(device, event)
+        guard events.count < configuration.maximumEvents || events.contains(key) else {
+            counters.mappingLimitReached += 1
+            return .done
+        }
+        do { try memory.writeUInt64(Self.encodeITE(ite), at: address) } catch { return .fault(error) }
         if let old = events.store(ite, at: key) {
             invalidateTranslations(.event(device, event))
             if let vcpu = collections.load(UInt64(old.collection.rawValue)) { redistributors.unmapLPI(old.intid, on: vcpu) }

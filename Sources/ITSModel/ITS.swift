@@ -61,9 +61,14 @@ extension ITS {
         public var vcpuCount: Int
         /// Translation cache entries at most; beyond it misses are served without caching.
         public var translationCacheLimit: Int
+        /// Mapped devices and mapped events at most: the guest decides how many it maps, so the host
+        /// memory they take is capped. A MAPD or MAPTI/MAPI that would exceed a limit is skipped and
+        /// counted (`mappingLimitReached`).
+        public var maximumDevices: Int
+        public var maximumEvents: Int
 
         public init(deviceIDBits: Int = 16, eventIDBits: Int = 16, intidBits: Int = 16, vcpuCount: Int,
-                    translationCacheLimit: Int = 1 << 22)
+                    translationCacheLimit: Int = 1 << 22, maximumDevices: Int = 1 << 20, maximumEvents: Int = 1 << 22)
         {
             precondition((1 ... 32).contains(deviceIDBits) && (1 ... 32).contains(eventIDBits), "ID bits 1 ... 32")
             precondition((14 ... 32).contains(intidBits), "INTID bits 14 ... 32")
@@ -73,6 +78,8 @@ extension ITS {
             self.intidBits = intidBits
             self.vcpuCount = vcpuCount
             self.translationCacheLimit = translationCacheLimit
+            self.maximumDevices = maximumDevices
+            self.maximumEvents = maximumEvents
         }
     }
 
@@ -129,6 +136,8 @@ extension ITS {
         public var mmioIgnored: UInt64 = 0
         /// Whole-cache and partial invalidations.
         public var cacheInvalidations: UInt64 = 0
+        /// MAPD and MAPTI/MAPI skipped because the device or event limit was reached.
+        public var mappingLimitReached: UInt64 = 0
 
         public var totalCommandErrors: UInt64 { commandErrors.values.reduce(0, +) }
     }

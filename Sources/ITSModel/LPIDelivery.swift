@@ -58,6 +58,8 @@ public enum LPIPendOutcome: Hashable, Sendable {
     /// A pending state moved from another vCPU arrived after the mapping it was moved with was
     /// replaced or removed: dropped.
     case staleMove
+    /// A direct LPI would exceed the redistributor's LPI limit: dropped, counted.
+    case limitReached
 }
 
 /// One pending LPI in a listing.

@@ -10,6 +10,8 @@ extension Redistributor {
         case outOfRange
         /// Mapped, but its configuration byte could not be read: it stays disabled until an INV.
         case mappedConfigUnreadable(GuestMemoryFault)
+        /// The redistributor already holds ``Configuration/maximumLPIs`` LPIs: refused, counted.
+        case limitReached
     }
 
     /// Routes LPI `intid` to this vCPU for one more ITS mapping (MAPTI, MAPI, MOVI's destination).
@@ -39,6 +41,10 @@ extension Redistributor {
             lpis.store(record, at: UInt64(intid.rawValue))
             invalidate(intid, memory: memory, sink: &sink)
             return record.mappings == 1 ? .mapped : .alreadyMapped
+        }
+        guard lpis.count < configuration.maximumLPIs else {
+            counters.lpiLimitReached += 1
+            return .limitReached
         }
         switch readConfig(intid, memory: memory) {
         case .success(let config):
@@ -120,6 +126,10 @@ extension Redistributor {
         }
         let key = UInt64(intid.rawValue)
         if let record = lpis.load(key) { return addPending(intid, config: record.config, sink: &sink) }
+        guard lpis.count < configuration.maximumLPIs else {
+            counters.lpiLimitReached += 1
+            return .limitReached
+        }
         var config = LPIConfig.unreadable
         switch readConfig(intid, memory: memory) {
         case .success(let value): config = value

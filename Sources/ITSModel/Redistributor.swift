@@ -52,13 +52,19 @@ extension Redistributor {
         public var isLast: Bool
         /// INTID bits the VM supports (GICD_TYPER.IDbits + 1), 14 ... 32: LPIs are 8192 ..< 2^bits.
         public var intidBits: Int
+        /// LPI records at most (mapped or direct): the guest controls how many exist, so their
+        /// host memory is capped. Beyond it new LPIs are refused and counted (`lpiLimitReached`).
+        public var maximumLPIs: Int
 
-        public init(vcpu: VCPUIndex, affinity: UInt32? = nil, isLast: Bool, intidBits: Int = 16) {
+        public init(vcpu: VCPUIndex, affinity: UInt32? = nil, isLast: Bool, intidBits: Int = 16,
+                    maximumLPIs: Int = 1 << 22)
+        {
             precondition((14 ... 32).contains(intidBits), "INTID bits must be 14 ... 32")
             self.vcpu = vcpu
             self.affinity = affinity ?? Self.defaultAffinity(of: vcpu)
             self.isLast = isLast
             self.intidBits = intidBits
+            self.maximumLPIs = maximumLPIs
         }
 
         /// The affinity KVM gives vCPU n: Aff0 = n[3:0], Aff1 = n[11:4], Aff2 = n[19:12] (16 per cluster).
@@ -87,6 +93,8 @@ extension Redistributor {
         /// Pending states moved from another vCPU that arrived after their mapping was replaced
         /// or removed, dropped.
         public var staleMoves: UInt64 = 0
+        /// New LPIs refused because ``Configuration/maximumLPIs`` records exist.
+        public var lpiLimitReached: UInt64 = 0
         /// Configuration bytes that could not be read from guest memory.
         public var configReadFaults: UInt64 = 0
         /// Pending-table words that could not be read or written.

@@ -18,12 +18,14 @@ struct GuestDriver {
 
     /// A VM with LPIs enabled on every vCPU and an enabled ITS.
     init(vcpus: Int = 4, deviceIDBits: Int = 16, eventIDBits: Int = 16, queuePages: Int = 1,
-         twoLevelDeviceTable: Bool = false, enableITS: Bool = true, cacheLimit: Int = 1 << 22)
+         twoLevelDeviceTable: Bool = false, enableITS: Bool = true, cacheLimit: Int = 1 << 22,
+         maximumDevices: Int = 1 << 20, maximumEvents: Int = 1 << 22)
     {
         memory = InMemoryGuestMemory(base: GuestAddress(0), size: Self.memorySize)
         self.queuePages = queuePages
         gic = VirtualGIC(ITS.Configuration(deviceIDBits: deviceIDBits, eventIDBits: eventIDBits, intidBits: 16,
-                                           vcpuCount: vcpus, translationCacheLimit: cacheLimit),
+                                           vcpuCount: vcpus, translationCacheLimit: cacheLimit,
+                                           maximumDevices: maximumDevices, maximumEvents: maximumEvents),
                          memory: memory, sink: DeliveryLog())
         for vcpu in 0 ..< vcpus {
             let v = VCPUIndex(UInt16(vcpu))

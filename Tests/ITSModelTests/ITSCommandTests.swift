@@ -204,4 +204,21 @@ import Testing
         #expect(driver.gic.its.counters.unknownCommands == 2)
         #expect(driver.gic.its.creadr == driver.gic.its.cwriter)
     }
+
+    // The guest decides how many devices and events it maps; both are capped (host memory).
+    @Test func mappingsAreCapped() {
+        var driver = GuestDriver(maximumDevices: 2, maximumEvents: 3)
+        driver.run(GuestDriver.mapc(0, vcpu: 0))
+        driver.run(GuestDriver.mapd(1))
+        driver.run(GuestDriver.mapd(2))
+        driver.run(GuestDriver.mapd(3))
+        #expect(driver.gic.its.devices.count == 2)
+        driver.run(GuestDriver.mapd(2, eventBits: 4))                   // remapping a mapped device is fine
+        for event: UInt32 in 0 ..< 4 { driver.run(GuestDriver.mapti(1, event, intid: 8192 + event, collection: 0)) }
+        #expect(driver.gic.its.events.count == 3)
+        driver.run(GuestDriver.mapti(1, 2, intid: 8300, collection: 0))  // replacing a mapped event is fine
+        #expect(driver.gic.its.events.load(driver.gic.its.eventKey(DeviceID(1), EventID(2)))?.intid == INTID(8300))
+        #expect(driver.gic.its.counters.mappingLimitReached == 2)
+        #expect(driver.gic.its.creadr == driver.gic.its.cwriter)
+    }
 }

@@ -10,12 +10,13 @@ struct RedistributorFixture {
     var sink = DeliveryLog()
 
     /// `idBits` is both the VM's limit and the PROPBASER.IDbits + 1 the fixture programs.
-    init(vcpu: UInt16 = 0, idBits: Int = 16, enable: Bool = true, pendingTableZero: Bool = true) {
+    init(vcpu: UInt16 = 0, idBits: Int = 16, enable: Bool = true, pendingTableZero: Bool = true,
+         maximumLPIs: Int = 1 << 22) {
         memory = InMemoryGuestMemory()
         let lpis = (1 << idBits) - 8192
         memory.addRegion(base: Self.configTable, size: lpis)
         memory.addRegion(base: Self.pendingTable, size: (1 << idBits) / 8)
-        redistributor = Redistributor(.init(vcpu: VCPUIndex(vcpu), isLast: true, intidBits: idBits))
+        redistributor = Redistributor(.init(vcpu: VCPUIndex(vcpu), isLast: true, intidBits: idBits, maximumLPIs: maximumLPIs))
         write(Redistributor.Offset.propbaser, Self.configTable.rawValue | UInt64(idBits - 1))
         write(Redistributor.Offset.pendbaser, Self.pendingTable.rawValue | (pendingTableZero ? 1 << 62 : 0))
         if enable { write(Redistributor.Offset.ctlr, 1) }

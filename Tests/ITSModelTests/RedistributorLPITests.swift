@@ -179,4 +179,26 @@ import Testing
         #expect(fixture.sink.notified == [VCPUIndex(0)], "the pending LPI became deliverable")
         #expect(fixture.drain() == [8200])
     }
+
+    // The guest decides how many LPIs exist; their records are capped per redistributor.
+    @Test func lpiRecordsAreCapped() {
+        var fixture = RedistributorFixture(idBits: 16, enable: false, pendingTableZero: false, maximumLPIs: 3)
+        fixture.map(8192)
+        fixture.map(8193)
+        #expect(fixture.redistributor.mapLPI(INTID(8193), memory: fixture.memory) == .alreadyMapped, "no new record")
+        fixture.write(Offset.ctlr, 1)
+        fixture.write(Offset.setlpir, 9000)
+        #expect(fixture.redistributor.mapLPI(INTID(8194), memory: fixture.memory) == .limitReached)
+        fixture.write(Offset.setlpir, 9001)
+        #expect(fixture.redistributor.setPendingDirect(INTID(9002), memory: fixture.memory, sink: &fixture.sink) == .limitReached)
+        #expect(fixture.redistributor.lpis.count == 3)
+        #expect(fixture.redistributor.counters.lpiLimitReached == 3)
+        // A pending table full of ones cannot make more records either.
+        var flooded = RedistributorFixture(idBits: 16, enable: false, pendingTableZero: false, maximumLPIs: 100)
+        for intid: UInt32 in 8192 ..< 65536 { flooded.setPendingTableBit(intid) }
+        flooded.write(Offset.ctlr, 1)
+        while flooded.redistributor.performPendingWork(budget: 4096, memory: flooded.memory, sink: &flooded.sink) {}
+        #expect(flooded.redistributor.lpis.count == 100)
+        #expect(flooded.redistributor.counters.lpiLimitReached == 65536 - 8192 - 100)
+    }
 }
