@@ -37,6 +37,7 @@ extension Redistributor {
     /// cursor of the next page. O(h + limit).
     /// - Context: the owning lane.
     public func pendingLPIs(from cursor: INTID = .firstLPI, limit: Int) -> PendingPage {
+        let limit = max(0, limit)
         var lpis: [PendingLPI] = []
         var next: INTID?
         var key = pending.first(atOrAfter: UInt64(cursor.rawValue))

@@ -4,6 +4,9 @@
 /// Every operation is a one-way request with no result the ITS waits for, so that an
 /// implementation may queue it to the lane that owns the vCPU, in order. ``LocalRedistributors``
 /// applies them at once to redistributors held in the same value, for the pure model and tests.
+///
+/// - Context: every requirement is called by the ITS on the thread that owns it (the server's loop
+///   thread); an implementation carries the operation to the thread that owns the vCPU.
 public protocol RedistributorOperations {
     /// The number of vCPUs (redistributors).
     var vcpuCount: Int { get }
@@ -35,6 +38,7 @@ public protocol RedistributorOperations {
 ///
 /// `Memory` is a reference type because the ITS and the redistributors read and write the same
 /// guest RAM.
+/// - Context: one thread owns the value with the ITS it serves; nothing here is shared.
 public struct LocalRedistributors<Memory: GuestMemory & AnyObject, Sink: LPIDeliverySink>: RedistributorOperations {
     public var redistributors: [Redistributor]
     public let memory: Memory

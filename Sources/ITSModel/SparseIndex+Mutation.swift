@@ -31,8 +31,7 @@ extension SparseIndex {
             storage = storage.copy()
             return erase(key)
         }
-        _ = root
-        guard let removed = Self.erase(key, from: storage.root!, level: storage.height - 1, storage: storage) else {
+        guard let removed = Self.erase(key, from: root, level: storage.height - 1, storage: storage) else {
             return nil
         }
         storage.count -= 1

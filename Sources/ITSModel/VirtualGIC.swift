@@ -1,6 +1,7 @@
 /// The LPI side of a VM's interrupt controller in one value: an ITS and one redistributor per vCPU,
 /// sharing guest memory, single-threaded. Tests, tools and benchmarks drive it the way a guest and
 /// its VMM would; the server splits the same pieces between its loop thread and its lanes.
+/// - Context: single-threaded: every method runs on the one thread that owns the value.
 public struct VirtualGIC<Memory: GuestMemory & AnyObject, Sink: LPIDeliverySink> {
     public var its: ITS
     public var redistributors: LocalRedistributors<Memory, Sink>

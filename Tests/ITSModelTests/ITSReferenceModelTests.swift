@@ -334,6 +334,7 @@ func itsMatchesTheReferenceModel(seed: UInt64, budgeted: Bool) {
         var agrees = true
         for vcpu in 0 ..< vcpus {
             let redistributor = driver.gic.redistributor(VCPUIndex(UInt16(vcpu)))
+            if step % 500 == 0 { redistributor.checkInvariants() }
             let listing = redistributor.pendingLPIs(limit: .max).lpis
             let expected = reference.pendingListing(vcpu)
             let highest = redistributor.highestPriorityPending()?.rawValue
