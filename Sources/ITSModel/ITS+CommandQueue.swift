@@ -23,6 +23,13 @@ extension ITS {
 
     var queueBase: GuestAddress { GuestAddress(cbaser & 0x000F_FFFF_FFFF_F000) }
 
+    /// Whether the queue waits on a SYNC for redistributor work: nothing progresses until the
+    /// redistributors report it done, so a caller should not spin on ``hasPendingWork``.
+    public var isWaitingForRedistributors: Bool {
+        if case .synchronize = operation { return true }
+        return false
+    }
+
     /// Whether commands or a command's work remain to be processed.
     public var hasPendingWork: Bool {
         enabled && !stalled && (operation != nil || creadr != cwriter)

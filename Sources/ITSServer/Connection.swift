@@ -29,6 +29,8 @@ public final class Connection {
     public var onFrame: (Connection, Frame, [Int32]) -> Void = { _, _, fds in fds.forEach { _ = Glibc.close($0) } }
     /// Called once when the connection has closed.
     public var onClose: (Connection) -> Void = { _ in }
+    /// Called after a read's frames have all been handed on: the owner sends what they queued.
+    public var onFramesHandled: (Connection) -> Void = { _ in }
 
     public static let outputHighWater = 1 << 20
     public static let maxFDsPerReceive = 16
@@ -46,6 +48,10 @@ public final class Connection {
     private var closeWhenFlushed = false
     public private(set) var isClosed = false
     private var readingPaused = false
+    /// Set by the owner to stop reading new frames (too many requests awaiting replies).
+    public var holdsReading = false {
+        didSet { if oldValue != holdsReading { updateInterest() } }
+    }
 
     public init(id: UInt64, fd: Int32, peer: PeerCredentials, loop: EventLoop, decoder: FrameDecoder) throws(UVError) {
         self.id = id
@@ -109,7 +115,7 @@ public final class Connection {
     private func updateInterest() {
         guard !isClosed else { return }
         let wasPaused = readingPaused
-        readingPaused = pendingOutput > Self.outputHighWater || closeWhenFlushed
+        readingPaused = pendingOutput > Self.outputHighWater || closeWhenFlushed || holdsReading
         var events: Int32 = 0
         if !readingPaused { events |= Int32(UV_READABLE.rawValue) }
         if pendingOutput > 0 { events |= Int32(UV_WRITABLE.rawValue) }
@@ -193,6 +199,7 @@ public final class Connection {
 
     /// Decodes and hands on every whole frame in the buffer.
     private func processFrames() {
+        defer { if !isClosed { onFramesHandled(self) } }
         while !isClosed, !readingPaused, inputEnd > inputStart {
             let available = inputEnd - inputStart
             var frameEnd = streamOffset + available

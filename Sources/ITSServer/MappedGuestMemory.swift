@@ -9,11 +9,17 @@ import ITSModel
 ///
 /// - Context: regions are added and removed on the loop thread only. Reads and writes may come
 ///   from the loop thread and the VM's lanes at the same time, as the guest's own accesses do; they
-///   copy bytes and never keep pointers. A region is unmapped only when no other thread can be
-///   inside it (the loop removes it from the table first and the lanes are quiesced by the caller).
+///   copy bytes and never keep pointers. Removal is two steps: ``detachRegion(base:size:)`` takes
+///   the region out of the table (no new access can find it), and ``unmap(_:)`` unmaps it once no
+///   thread can still be copying from it — the server waits for a barrier through every lane.
+/// - Lock order: `lock` is a leaf, held only while the table is read or replaced.
 public final class MappedGuestMemory: GuestMemory, @unchecked Sendable {
-    // @unchecked Sendable: `regions` is only replaced (never mutated in place) on the loop thread;
-    // the caller ensures no lane is reading when a region is removed (see the Context above).
+    // @unchecked Sendable: `regions` is read and replaced only with `lock` held.
+    private let lock: UnsafeMutablePointer<pthread_mutex_t> = {
+        let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        pthread_mutex_init(lock, nil)
+        return lock
+    }()
 
     public struct Region: @unchecked Sendable {
         // @unchecked Sendable: `pointer` is the address of a shared mapping, valid for `size` bytes
@@ -38,14 +44,23 @@ public final class MappedGuestMemory: GuestMemory, @unchecked Sendable {
     public static let pageSize: UInt64 = 4096
     public let maximumRegions: Int
 
-    public private(set) var regions: [Region] = []
+    private var table: [Region] = []
+
+    /// The regions, sorted by base address.
+    public var regions: [Region] {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        return table
+    }
 
     public init(maximumRegions: Int = 64) {
         self.maximumRegions = maximumRegions
     }
 
     deinit {
-        for region in regions { munmap(region.pointer, Int(region.size)) }
+        for region in table { munmap(region.pointer, Int(region.size)) }
+        pthread_mutex_destroy(lock)
+        lock.deallocate()
     }
 
     /// Maps `size` bytes of `fd` from `fileOffset` at guest address `base`. The fd is not kept.
@@ -58,8 +73,9 @@ public final class MappedGuestMemory: GuestMemory, @unchecked Sendable {
         guard size > 0, let last = base.adding(size - 1), fileOffset.addingReportingOverflow(size).overflow == false,
               size <= UInt64(Int.max)
         else { return .emptyOrOverflowing }
-        guard regions.count < maximumRegions else { return .tooManyRegions }
-        for region in regions where base.rawValue <= region.base.rawValue + (region.size - 1) && region.base <= last {
+        let current = regions
+        guard current.count < maximumRegions else { return .tooManyRegions }
+        for region in current where base.rawValue <= region.base.rawValue + (region.size - 1) && region.base <= last {
             return .overlaps
         }
         let seals = its_get_seals(fd)
@@ -72,30 +88,42 @@ public final class MappedGuestMemory: GuestMemory, @unchecked Sendable {
         guard let pointer = mmap(nil, Int(size), PROT_READ | PROT_WRITE, MAP_SHARED, fd, off_t(fileOffset)),
               pointer != MAP_FAILED
         else { return .system(.last("mmap")) }
-        var updated = regions
-        updated.append(Region(base: base, size: size, fileOffset: fileOffset, pointer: pointer))
-        updated.sort { $0.base < $1.base }
-        regions = updated
+        pthread_mutex_lock(lock)
+        table.append(Region(base: base, size: size, fileOffset: fileOffset, pointer: pointer))
+        table.sort { $0.base < $1.base }
+        pthread_mutex_unlock(lock)
         return nil
     }
 
-    /// Unmaps the region at exactly `base` with exactly `size`. Returns false when there is none.
-    /// - Context: the loop thread, with no lane able to access this memory.
-    public func removeRegion(base: GuestAddress, size: UInt64) -> Bool {
-        guard let index = regions.firstIndex(where: { $0.base == base && $0.size == size }) else { return false }
-        let region = regions[index]
-        var updated = regions
-        updated.remove(at: index)
-        regions = updated
+    /// Takes the region at exactly `base` with exactly `size` out of the table, without unmapping
+    /// it: accesses already copying from it may finish. Returns nil when there is none.
+    /// - Context: the loop thread.
+    public func detachRegion(base: GuestAddress, size: UInt64) -> Region? {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        guard let index = table.firstIndex(where: { $0.base == base && $0.size == size }) else { return nil }
+        return table.remove(at: index)
+    }
+
+    /// Unmaps a detached region. - Context: the loop thread, once no thread can be copying from it.
+    public func unmap(_ region: Region) {
         munmap(region.pointer, Int(region.size))
+    }
+
+    /// Detaches and unmaps at once, for a memory no other thread uses. Returns false when there is
+    /// no such region.
+    public func removeRegion(base: GuestAddress, size: UInt64) -> Bool {
+        guard let region = detachRegion(base: base, size: size) else { return false }
+        unmap(region)
         return true
     }
 
     /// The region holding all of `[address, address + length)` and the offset in it.
     @inline(__always)
     func locate(_ address: GuestAddress, length: Int) throws(GuestMemoryFault) -> (UnsafeMutableRawPointer, Int) {
-        let regions = self.regions
-        for region in regions {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        for region in table {
             if let offset = address.offset(from: region.base), offset < region.size, region.size - offset >= UInt64(length) {
                 return (region.pointer, Int(offset))
             }

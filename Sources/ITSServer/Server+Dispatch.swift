@@ -1,0 +1,190 @@
+import CLibUV
+import Glibc
+import ITSModel
+import ITSWire
+
+/// Requests: what each message does (Protocol/PROTOCOL.md, section 6).
+extension Server {
+    func handle(_ frame: Frame, fds: [Int32], session: Session) {
+        let opcode = frame.message.opcode
+        func fail(_ status: WireStatus, detail: UInt32 = 0, _ text: String = "") {
+            fds.forEach { _ = close($0) }
+            if frame.noReply, !session.capabilities.contains(.errorReports) { return }
+            session.reply(Frame(.error(opcode, ErrorReport(status, detail: detail, text: text)), id: frame.messageID))
+        }
+        func done(_ message: Message = .done(.ping)) {
+            guard !frame.noReply else { return }
+            session.reply(Frame(message, id: frame.messageID))
+        }
+
+        guard let hello = session.hello else {
+            guard case .hello(let proposal) = frame.message else {
+                fds.forEach { _ = close($0) }
+                session.connection.sendAndClose(Frame(.error(opcode, ErrorReport(.notHelloFirst)), id: frame.messageID))
+                return
+            }
+            switch proposal.answer() {
+            case .success(let agreed):
+                session.hello = agreed
+                session.connection.decoder.limits = agreed.limits
+                session.reply(Frame(.helloReply(agreed), id: frame.messageID))
+            case .failure(let error):
+                session.connection.sendAndClose(error.errorReply())
+            }
+            return
+        }
+        _ = hello
+
+        switch frame.message {
+        case .hello:
+            fail(.helloRepeated)
+        case .ping(let nonce):
+            done(.pingReply(nonce: nonce))
+        case .createVM(let config):
+            switch registry.create(config, by: session.connection.id) {
+            case .success(let vm): done(.createVMReply(VMID(rawValue: vm.key.rawValue), token: vm.token))
+            case .failure(let failure): fail(status(of: failure))
+            }
+        case let .attachVM(id, token):
+            switch registry.attach(VMKey(id.rawValue), token: token, by: session.connection.id) {
+            case .success(let vm): done(.attachVMReply(id, vm.config))
+            case .failure(let failure): fail(status(of: failure), detail: id.rawValue)
+            }
+        case .destroyVM(let id):
+            switch registry.destroy(VMKey(id.rawValue), by: session.connection.id) {
+            case .success: done(.done(.destroyVM))
+            case .failure(let failure): fail(status(of: failure), detail: id.rawValue)
+            }
+        case .listVMs:
+            let infos = registry.vms.values.sorted { $0.key < $1.key }.map { vm in
+                VMInfo(vm: VMID(rawValue: vm.key.rawValue), config: vm.config, state: vm.attached.isEmpty ? .orphaned : .attached,
+                       connections: UInt16(clamping: vm.attached.count))
+            }
+            done(.listVMsReply(infos))
+        case .addMemRegion(let region):
+            guard let vm = attachedVM(region.vm, session, fail) else { return }
+            guard fds.count == 1 else { return fail(.fdCountMismatch, detail: 1) }
+            let refusal = vm.memory.addRegion(base: GuestAddress(region.guestAddress), size: region.size,
+                                              fileOffset: region.fileOffset, fd: fds[0])
+            close(fds[0])
+            switch refusal {
+            case nil: done(.done(.addMemRegion))
+            case .overlaps?: fail(.memRegionOverlap)
+            case .notSealedAgainstShrinking?, .beyondFileSize?, .system?: fail(.badFD, "\(refusal!)")
+            case .tooManyRegions?: fail(.limitExceeded, detail: UInt32(vm.memory.maximumRegions))
+            case .misaligned?, .emptyOrOverflowing?: fail(.badMemRegion, "\(refusal!)")
+            }
+        case let .removeMemRegion(id, address, size):
+            guard let vm = attachedVM(id, session, fail) else { return }
+            guard vm.memory.regions.contains(where: { $0.base == GuestAddress(address) && $0.size == size }) else {
+                return fail(.noSuchMemRegion)
+            }
+            // Lanes may be reading the region: unmap it once each lane has drained what it holds.
+            removeRegionAfterBarrier(vm, GuestAddress(address), size, session: session, frame: frame)
+        case .mmioRead(let access):
+            mmio(access, write: nil, deviceID: 0, session: session, frame: frame, fail: fail)
+        case let .mmioWrite(access, value, deviceID):
+            mmio(access, write: value, deviceID: deviceID.rawValue, session: session, frame: frame, fail: fail)
+        case let .inject(id, device, event):
+            guard let vm = attachedVM(id, session, fail) else { return }
+            let result = vm.its.signal(DeviceID(device.rawValue), EventID(event.rawValue), redistributors: &vm.operations)
+            dirty.insert(vm.key)
+            switch result {
+            case .success: done(.done(.inject))
+            case .failure(.disabled): fail(.itsDisabled)
+            case .failure: fail(.translationBlocked)
+            }
+        case .injectBatch(let batch):
+            guard let vm = attachedVM(batch.vm, session, fail) else { return }
+            guard vm.its.enabled else { return fail(.itsDisabled) }
+            var injected: UInt32 = 0
+            var blocked: UInt32 = 0
+            batch.forEach { entry in
+                switch vm.its.signal(DeviceID(entry.deviceID.rawValue), EventID(entry.eventID.rawValue), redistributors: &vm.operations) {
+                case .success: injected += 1
+                case .failure: blocked += 1
+                }
+            }
+            dirty.insert(vm.key)
+            if frame.noReply {
+                if blocked > 0 { fail(.translationBlocked, detail: blocked) }
+            } else {
+                done(.injectBatchReply(injected: injected, blocked: blocked))
+            }
+        case let .setVCPUNotify(id, vcpu):
+            guard let vm = attachedVM(id, session, fail) else { return }
+            guard fds.count == 1 else { return fail(.fdCountMismatch, detail: 1) }
+            guard vcpu.rawValue < vm.config.vcpuCount else { return fail(.noSuchVCPU, detail: UInt32(vcpu.rawValue)) }
+            laneRequest(vm, vcpu, .setNotifyFD(fds[0]), session: session, frame: frame) { _ in .done(.setVCPUNotify) }
+        case let .clearVCPUNotify(id, vcpu):
+            guard let vm = attachedVM(id, session, fail) else { return }
+            guard vcpu.rawValue < vm.config.vcpuCount else { return fail(.noSuchVCPU, detail: UInt32(vcpu.rawValue)) }
+            laneRequest(vm, vcpu, .setNotifyFD(nil), session: session, frame: frame) { _ in .done(.clearVCPUNotify) }
+        case let .hppi(id, vcpu):
+            guard let vm = attachedVM(id, session, fail) else { return }
+            guard vcpu.rawValue < vm.config.vcpuCount else { return fail(.noSuchVCPU, detail: UInt32(vcpu.rawValue)) }
+            laneRequest(vm, vcpu, .highestPriorityPending(priorityMask: .lowest), session: session, frame: frame) { reply in
+                .hppiReply(Self.wireLPI(reply))
+            }
+        case let .ack(id, vcpu, mask):
+            guard let vm = attachedVM(id, session, fail) else { return }
+            guard vcpu.rawValue < vm.config.vcpuCount else { return fail(.noSuchVCPU, detail: UInt32(vcpu.rawValue)) }
+            laneRequest(vm, vcpu, .acknowledge(priorityMask: Priority(mask)), session: session, frame: frame) { reply in
+                .ackReply(Self.wireLPI(reply))
+            }
+        case let .pending(id, vcpu, cursor, maxEntries):
+            guard let vm = attachedVM(id, session, fail) else { return }
+            guard vcpu.rawValue < vm.config.vcpuCount else { return fail(.noSuchVCPU, detail: UInt32(vcpu.rawValue)) }
+            let from = INTID(max(cursor, 8192))
+            laneRequest(vm, vcpu, .pendingLPIs(from: from, limit: Int(min(maxEntries, 4096))), session: session, frame: frame) { reply in
+                guard case .pending(let page) = reply else { return .pendingReply([], nextCursor: 0) }
+                let lpis = page.lpis.map { ITSWire.PendingLPI(intid: Wire.INTID(rawValue: $0.intid.rawValue),
+                                                              priority: $0.config.priority.rawValue, enabled: $0.config.isEnabled) }
+                return .pendingReply(lpis, nextCursor: page.next?.rawValue ?? 0)
+            }
+        default:
+            fail(.internal, "\(opcode) is not served by this build of itsd yet")
+        }
+    }
+
+    /// The VM `id` names if this session is attached to it; otherwise answers with the failure.
+    func attachedVM(_ id: VMID, _ session: Session, _ fail: (WireStatus, UInt32, String) -> Void) -> ServerVM? {
+        switch registry.vm(VMKey(id.rawValue), for: session.connection.id) {
+        case .success(let vm): return vm
+        case .failure(let failure):
+            fail(status(of: failure), id.rawValue, "")
+            return nil
+        }
+    }
+
+    func status(of failure: VMRegistry.Failure) -> WireStatus {
+        switch failure {
+        case .badConfig: .badVMConfig
+        case .noSuchVM: .noSuchVM
+        case .badToken: .badToken
+        case .notAttached: .notAttached
+        case .tooManyVMs: .limitExceeded
+        }
+    }
+
+    static func wireLPI(_ reply: LaneReply) -> ITSWire.PendingLPI {
+        guard case let .intid(intid, config) = reply else { return ITSWire.PendingLPI(intid: Wire.INTID(rawValue: 1023), priority: 0xFF) }
+        return ITSWire.PendingLPI(intid: Wire.INTID(rawValue: intid.rawValue), priority: config?.priority.rawValue ?? 0xFF,
+                                  enabled: config?.isEnabled ?? false)
+    }
+
+    /// Sends `request` to the lane of `vcpu`; the reply (built by `answer`) goes out in order.
+    func laneRequest(_ vm: ServerVM, _ vcpu: Wire.VCPU, _ request: LaneRequest, session: Session, frame: Frame,
+                     answer: @escaping (LaneReply) -> Message)
+    {
+        let slot: UInt64? = frame.noReply ? nil : session.reserveSlot()
+        let id = frame.messageID
+        let ticket = ticket { [weak session] reply in
+            guard let session, let slot else { return }
+            session.fill(slot, with: Frame(answer(reply), id: id))
+        }
+        let index = VCPUIndex(vcpu.rawValue)
+        vm.operations.queue(.request(vm.key, index, request, ticket: ticket), for: index)
+        dirty.insert(vm.key)
+    }
+}

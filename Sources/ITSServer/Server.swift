@@ -1,0 +1,152 @@
+import CLibUV
+import Glibc
+import ITSModel
+import ITSWire
+
+/// itsd: the loop thread's objects — the Unix listener, the client sessions, the VM registry with
+/// each VM's ITS — and the vCPU lanes (docs/ARCHITECTURE.md).
+/// - Context: created, run and stopped on the loop thread.
+public final class Server {
+    public struct Configuration: Sendable {
+        public var socketPath: String
+        public var listener = UnixListener.Options()
+        /// vCPU worker lanes (threads).
+        public var lanes: Int
+        /// Milliseconds a VM without clients lives on.
+        public var gracePeriod: UInt64 = 60_000
+        public var maximumVMs = 256
+        /// Units of ITS work one loop turn does for one VM before other clients are served.
+        public var workBudget = ITS.defaultWorkBudget
+
+        public init(socketPath: String, lanes: Int) {
+            self.socketPath = socketPath
+            self.lanes = lanes
+        }
+    }
+
+    public let configuration: Configuration
+    public let loop: EventLoop
+    var mailbox: Mailbox<LoopWork>!
+    var lanes: LaneGroup!
+    var registry: VMRegistry!
+    var listener: UnixListener?
+    var sessions: [UInt64: Session] = [:]
+    private var nextConnection: UInt64 = 1
+    /// What to do with each reply a lane owes.
+    var awaiting: [ReplyTicket: (LaneReply) -> Void] = [:]
+    private var nextTicket: UInt64 = 1
+    /// VMs with operations queued for lanes since the last flush.
+    var dirty: Set<VMKey> = []
+    private var graceTimer: TimerHandle?
+    /// Runs ITS work left over from budgets, one budget per VM per turn.
+    private var workTimer: TimerHandle?
+
+    public init(configuration: Configuration, loop: EventLoop = EventLoop()) throws(SystemError) {
+        self.configuration = configuration
+        self.loop = loop
+        mailbox = Mailbox(loop: loop) { [unowned self] batch in self.handleLaneWork(batch) }
+        lanes = LaneGroup(count: configuration.lanes, replies: mailbox)
+        registry = VMRegistry(lanes: lanes, gracePeriod: configuration.gracePeriod, maximumVMs: configuration.maximumVMs)
+        listener = try UnixListener(path: configuration.socketPath, options: configuration.listener, loop: loop) {
+            [unowned self] fd, peer in self.accept(fd, peer)
+        }
+        graceTimer = TimerHandle(loop: loop) { [unowned self] in
+            for key in self.registry.expire(now: uv_now(self.loop.pointer)) { self.dirty.remove(key) }
+        }
+        graceTimer?.start(timeout: 1000, repeat: 1000)
+        workTimer = TimerHandle(loop: loop) { [unowned self] in self.continueITSWork() }
+    }
+
+    /// Runs the loop until ``stop()``.
+    public func run() { loop.run() }
+
+    /// Stops accepting, closes every connection, stops the lanes and ends ``run()``.
+    public func stop() {
+        listener?.close()
+        listener = nil
+        for session in sessions.values { session.connection.close() }
+        sessions.removeAll()
+        graceTimer?.close()
+        workTimer?.close()
+        lanes.stop()
+        mailbox.close()
+        loop.stop()
+    }
+
+    private func accept(_ fd: Int32, _ peer: PeerCredentials) {
+        let id = nextConnection
+        nextConnection += 1
+        guard let connection = try? Connection(id: id, fd: fd, peer: peer, loop: loop,
+                                               decoder: FrameDecoder(role: .server, limits: .beforeHello))
+        else {
+            close(fd)
+            return
+        }
+        let session = Session(connection: connection)
+        sessions[id] = session
+        connection.onFrame = { [unowned self] _, frame, fds in self.handle(frame, fds: fds, session: session) }
+        connection.onFramesHandled = { [unowned self] _ in self.flushLaneWork() }
+        connection.onClose = { [unowned self] connection in
+            self.sessions[connection.id] = nil
+            self.registry.connectionClosed(connection.id, now: uv_now(self.loop.pointer))
+        }
+    }
+
+    // MARK: - Lanes
+
+    /// Sends every VM's queued lane work.
+    func flushLaneWork() {
+        for key in dirty { registry.vms[key]?.operations.flush() }
+        dirty.removeAll(keepingCapacity: true)
+        if workTimer?.isActive == false, registry.vms.values.contains(where: Self.hasRunnableWork) {
+            workTimer?.start(timeout: 0)
+        }
+    }
+
+    /// A ticket for a lane request; `completion` runs on the loop thread with the reply.
+    func ticket(_ completion: @escaping (LaneReply) -> Void) -> ReplyTicket {
+        let ticket = ReplyTicket(rawValue: nextTicket)
+        nextTicket += 1
+        awaiting[ticket] = completion
+        return ticket
+    }
+
+    private func handleLaneWork(_ batch: [LoopWork]) {
+        for work in batch {
+            switch work {
+            case let .reply(ticket, reply):
+                awaiting.removeValue(forKey: ticket)?(reply)
+            case .deliverable:
+                break
+            case let .movedPending(key, intid, target, epoch):
+                registry.vms[key]?.operations.pendingMoved(intid, to: target, epoch: epoch)
+                dirty.insert(key)
+            case let .movedAllPending(key, intids, target):
+                registry.vms[key]?.operations.allPendingMoved(intids, to: target)
+                dirty.insert(key)
+            case let .backgroundWorkDone(key, vcpu):
+                guard let vm = registry.vms[key] else { continue }
+                vm.operations.backgroundWorkDone(on: vcpu)
+                // A SYNC may have been waiting for exactly this.
+                _ = vm.its.processCommands(budget: configuration.workBudget, memory: vm.memory, redistributors: &vm.operations)
+                dirty.insert(key)
+            }
+        }
+        flushLaneWork()
+    }
+
+    /// Whether a VM's ITS has work that can progress now (a SYNC waiting for lanes cannot).
+    static func hasRunnableWork(_ vm: ServerVM) -> Bool { vm.its.hasPendingWork && !vm.its.isWaitingForRedistributors }
+
+    /// One budget of ITS work for each VM that has some, then again on the next turn if needed.
+    private func continueITSWork() {
+        var more = false
+        for vm in registry.vms.values where vm.its.hasPendingWork {
+            _ = vm.its.processCommands(budget: configuration.workBudget, memory: vm.memory, redistributors: &vm.operations)
+            dirty.insert(vm.key)
+            more = more || Self.hasRunnableWork(vm)
+        }
+        flushLaneWork()
+        if more { workTimer?.start(timeout: 0) }
+    }
+}

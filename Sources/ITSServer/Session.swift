@@ -1,0 +1,47 @@
+import ITSWire
+
+/// One client connection as the server tracks it: the handshake, what was agreed, and the replies
+/// owed, which go out in request order (Protocol/PROTOCOL.md, 2 "Ordering and pipelining") even
+/// when some are answered by a lane after later ones are ready.
+/// - Context: the loop thread.
+final class Session {
+    let connection: Connection
+    var hello: Hello?
+    /// Replies owed, oldest first; nil until ready.
+    private var slots: [(id: UInt64, frame: Frame?)] = []
+    private var firstSlot: UInt64 = 0
+
+    init(connection: Connection) {
+        self.connection = connection
+    }
+
+    var capabilities: Capabilities { hello?.capabilities ?? [] }
+    var maxInFlight: Int { Int(hello?.limits.maxInFlight ?? 1) }
+
+    /// Reserves the next reply slot.
+    func reserveSlot() -> UInt64 {
+        let id = firstSlot + UInt64(slots.count)
+        slots.append((id, nil))
+        connection.holdsReading = slots.count >= maxInFlight
+        return id
+    }
+
+    /// Fills a slot and sends every reply that is now at the head of the order.
+    func fill(_ slot: UInt64, with frame: Frame) {
+        guard slot >= firstSlot, Int(slot - firstSlot) < slots.count else { return }
+        slots[Int(slot - firstSlot)].frame = frame
+        var sent = 0
+        while sent < slots.count, let ready = slots[sent].frame {
+            connection.send(ready)
+            sent += 1
+        }
+        if sent > 0 {
+            slots.removeFirst(sent)
+            firstSlot += UInt64(sent)
+        }
+        connection.holdsReading = slots.count >= maxInFlight
+    }
+
+    /// Answers a request at once, in order behind any reply still owed.
+    func reply(_ frame: Frame) { fill(reserveSlot(), with: frame) }
+}

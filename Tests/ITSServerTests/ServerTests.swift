@@ -1,0 +1,133 @@
+import CITSSupport
+import Glibc
+import ITSModel
+import ITSWire
+import Testing
+@testable import ITSServer
+
+/// A client's view of one VM: guest RAM in a memfd it shares with the server, and requests.
+final class ClientVM: @unchecked Sendable {
+    let client: TestClient
+    var vm = VMID(rawValue: 0)
+    var nextID: UInt32 = 1
+    let memfd: Int32
+    let ram: UnsafeMutableRawPointer
+    static let ramSize = 16 << 20
+
+    init(client: TestClient) {
+        self.client = client
+        memfd = its_memfd_create("guest-ram", 1)
+        precondition(ftruncate(memfd, off_t(Self.ramSize)) == 0 && its_add_seals(memfd, its_seal_shrink()) == 0)
+        ram = mmap(nil, Self.ramSize, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0)!
+    }
+
+    deinit {
+        munmap(ram, Self.ramSize)
+        close(memfd)
+    }
+
+    /// Sends a request and returns its reply.
+    func call(_ message: Message, fds: [Int32] = []) -> Frame? {
+        let id = MessageID(rawValue: nextID)
+        nextID += 1
+        client.send(Frame(message, id: id), fds: fds)
+        return client.receive()
+    }
+
+    func write64(_ value: UInt64, at address: UInt64) { ram.storeBytes(of: value.littleEndian, toByteOffset: Int(address), as: UInt64.self) }
+    func write8(_ value: UInt8, at address: UInt64) { ram.storeBytes(of: value, toByteOffset: Int(address), as: UInt8.self) }
+
+    func mmioWrite(_ frame: MMIOFrame, _ offset: UInt64, _ value: UInt64, width: ITSWire.MMIOWidth = .doubleword, device: UInt32 = 0) -> Frame? {
+        call(.mmioWrite(MMIOAccess(vm: vm, frame: frame, width: width, offset: offset), value: value, deviceID: Wire.DeviceID(rawValue: device)))
+    }
+
+    func mmioRead(_ frame: MMIOFrame, _ offset: UInt64, width: ITSWire.MMIOWidth = .doubleword) -> UInt64? {
+        guard case .mmioReadReply(let value)? = call(.mmioRead(MMIOAccess(vm: vm, frame: frame, width: width, offset: offset)))?.message else { return nil }
+        return value
+    }
+}
+
+@Suite(.serialized) struct ServerTests {
+    /// The end-to-end flow over a real socket: HELLO, a VM, memfd guest memory, LPI and ITS tables
+    /// programmed by MMIO, commands through the queue in that memory, MSIs by INJECT, INJECT_BATCH
+    /// and GITS_TRANSLATER, the vCPU's notify eventfd, and acknowledges served by the lanes.
+    @Test func endToEndFlow() throws {
+        let path = temporarySocketPath("server")
+        let server = try Server(configuration: .init(socketPath: path, lanes: 2))
+        let results = ClientResults()
+        let log = FlowLog()
+        runLoop(server.loop) {
+            guard let client = TestClient(path: path) else { return }
+            let guest = ClientVM(client: client)
+            results.replies.append(guest.call(.ping(nonce: 1)))                       // before HELLO: refused, closed
+            guard let second = TestClient(path: path) else { return }
+            let vm = ClientVM(client: second)
+            log.hello = vm.call(.hello(Hello(capabilities: .defined, limits: .defaults)))
+            guard case let .createVMReply(id, _)? = vm.call(.createVM(VMConfig(vcpuCount: 2, deviceIDBits: 16, eventIDBits: 16, intidBits: 16)))?.message else { return }
+            vm.vm = id
+            log.addRegion = vm.call(.addMemRegion(MemRegion(vm: id, guestAddress: 0, size: UInt64(ClientVM.ramSize), fileOffset: 0)), fds: [vm.memfd])
+            // LPI configuration: 0xA3 (priority 0xA0, enabled) for 64 LPIs; tables programmed by MMIO.
+            for n in 0 ..< 64 { vm.write8(0xA3, at: 0x10_0000 + UInt64(n)) }
+            for vcpu: UInt16 in 0 ..< 2 {
+                let rd = MMIOFrame.redistributor(Wire.VCPU(rawValue: vcpu))
+                _ = vm.mmioWrite(rd, Redistributor.Offset.propbaser, 0x10_0000 | 15)
+                _ = vm.mmioWrite(rd, Redistributor.Offset.pendbaser, 0x20_0000 + UInt64(vcpu) << 16 | 1 << 62)
+                _ = vm.mmioWrite(rd, Redistributor.Offset.ctlr, 1, width: .word)
+            }
+            log.typer = vm.mmioRead(.redistributor(Wire.VCPU(rawValue: 1)), Redistributor.Offset.typer)
+            _ = vm.mmioWrite(.its, ITS.Offset.cbaser, 1 << 63 | 0x40_0000)
+            _ = vm.mmioWrite(.its, ITS.Offset.baser0, 1 << 63 | 0x50_0000)
+            _ = vm.mmioWrite(.its, ITS.Offset.baser0 + 8, 1 << 63 | 0x60_0000)
+            _ = vm.mmioWrite(.its, ITS.Offset.ctlr, 1, width: .word)
+            // The notify eventfd of vCPU 1.
+            let notify = its_eventfd(0, 1)
+            log.notify = vm.call(.setVCPUNotify(id, Wire.VCPU(rawValue: 1)), fds: [notify])
+            // MAPC 0 -> vCPU 1, MAPD 7, MAPTI 7/0..3 -> 8192..8195, written into the queue in guest RAM.
+            let commands: [ITSCommand] = [.mapc(CollectionID(0), rdbase: 1, valid: true),
+                                          .mapd(DeviceID(7), ittAddress: GuestAddress(0x70_0000), eventIDBits: 8, valid: true)]
+                + (0 ..< 4).map { .mapti(DeviceID(7), EventID(UInt32($0)), INTID(8192 + UInt32($0)), CollectionID(0)) }
+            for (index, command) in commands.enumerated() {
+                let words = command.encoded
+                for (word, value) in [words.0, words.1, words.2, words.3].enumerated() { vm.write64(value, at: 0x40_0000 + UInt64(index * 32 + word * 8)) }
+            }
+            _ = vm.mmioWrite(.its, ITS.Offset.cwriter, UInt64(commands.count * 32))
+            log.creadr = vm.mmioRead(.its, ITS.Offset.creadr)
+            // MSIs: INJECT, INJECT_BATCH, a write to GITS_TRANSLATER.
+            log.inject = vm.call(.inject(id, Wire.DeviceID(rawValue: 7), Wire.EventID(rawValue: 0)))
+            log.blocked = vm.call(.inject(id, Wire.DeviceID(rawValue: 9), Wire.EventID(rawValue: 0)))
+            log.batch = vm.call(.injectBatch(InjectBatch(vm: id, entries: [InjectEntry(deviceID: Wire.DeviceID(rawValue: 7), eventID: Wire.EventID(rawValue: 1)),
+                                                                            InjectEntry(deviceID: Wire.DeviceID(rawValue: 7), eventID: Wire.EventID(rawValue: 200))])))
+            _ = vm.mmioWrite(.its, ITS.Offset.translater, 2, width: .word, device: 7)
+            var counter: UInt64 = 0
+            usleep(20_000)
+            log.notified = read(notify, &counter, 8) == 8
+            close(notify)
+            for _ in 0 ..< 4 {
+                if case .ackReply(let lpi)? = vm.call(.ack(id, Wire.VCPU(rawValue: 1), priorityMask: 0xFF))?.message { log.acked.append(lpi.intid.rawValue) }
+            }
+            log.listed = vm.call(.listVMs)
+            log.destroyed = vm.call(.destroyVM(id))
+        }
+        server.stop()
+        #expect(results.replies.count == 1 && results.replies[0]?.status == .notHelloFirst)
+        #expect(log.hello?.flags.contains(.reply) == true)
+        #expect(log.addRegion?.status == .ok)
+        #expect(log.typer.map { ($0 >> 8) & 0xFFFF } == 1, "GICR_TYPER.Processor_Number of vCPU 1")
+        #expect(log.notify?.status == .ok)
+        #expect(log.creadr == 6 * 32, "CREADR shows the queue processed")
+        #expect(log.inject?.status == .ok)
+        #expect(log.blocked?.status == .translationBlocked)
+        #expect(log.batch?.message == .injectBatchReply(injected: 1, blocked: 1))
+        #expect(log.notified, "the vCPU's notify eventfd fired")
+        #expect(log.acked == [8192, 8193, 8194, 1023])
+        if case .listVMsReply(let infos)? = log.listed?.message { #expect(infos.count == 1 && infos[0].state == .attached) } else { Issue.record("LIST_VMS") }
+        #expect(log.destroyed?.status == .ok)
+    }
+}
+
+final class FlowLog: @unchecked Sendable {
+    var hello, addRegion, notify, inject, blocked, batch, listed, destroyed: Frame?
+    var typer, creadr: UInt64?
+    var notified = false
+    var acked: [UInt32] = []
+}
