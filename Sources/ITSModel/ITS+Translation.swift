@@ -128,7 +128,7 @@ extension ITS {
     /// pending at the target. Returns the translation, or why nothing was raised (counted).
     /// - Context: the ITS's thread.
     @discardableResult
-    public mutating func signal<R: RedistributorOperations>(_ device: DeviceID, _ event: EventID,
+    @inlinable public mutating func signal<R: RedistributorOperations>(_ device: DeviceID, _ event: EventID,
                                                             redistributors: inout R) -> Result<Translation, TranslationError>
     {
         let result = translate(device, event)

@@ -71,7 +71,7 @@ public struct LocalRedistributors<Memory: GuestMemory & AnyObject, Sink: LPIDeli
         if wasPending { _ = redistributors[Int(target.rawValue)].setPending(intid, sink: &sink) }
     }
 
-    public mutating func setPending(_ intid: INTID, on vcpu: VCPUIndex) {
+    @inlinable public mutating func setPending(_ intid: INTID, on vcpu: VCPUIndex) {
         _ = redistributors[Int(vcpu.rawValue)].setPending(intid, sink: &sink)
     }
 

@@ -58,12 +58,29 @@ public struct VirtualGIC<Memory: GuestMemory & AnyObject, Sink: LPIDeliverySink>
 
     /// An MSI from `device` with `event`, as a write to GITS_TRANSLATER would carry.
     @discardableResult
-    public mutating func inject(_ device: DeviceID, _ event: EventID) -> Result<ITS.Translation, ITS.TranslationError> {
+    @inlinable public mutating func inject(_ device: DeviceID, _ event: EventID) -> Result<ITS.Translation, ITS.TranslationError> {
         its.signal(device, event, redistributors: &redistributors)
     }
 
+    /// A batch of MSIs (INJECT_BATCH): every pair translated first, then every LPI made pending, so
+    /// that the translation lookups of the batch overlap instead of waiting on each set-pending.
+    /// `translations` is scratch space the caller keeps between batches (no allocation once it has
+    /// grown). Returns how many translated; the others were blocked.
+    @discardableResult
+    @inlinable public mutating func injectBatch(devices: UnsafeBufferPointer<DeviceID>, events: UnsafeBufferPointer<EventID>,
+                                     translations: inout [ITS.Translation]) -> Int
+    {
+        precondition(devices.count == events.count, "one EventID per DeviceID")
+        translations.removeAll(keepingCapacity: true)
+        for index in devices.indices {
+            if case .success(let translation) = its.translate(devices[index], events[index]) { translations.append(translation) }
+        }
+        for translation in translations { redistributors.setPending(translation.intid, on: translation.vcpu) }
+        return translations.count
+    }
+
     /// The vCPU's CPU interface acknowledging its highest-priority LPI (1023 when none).
-    public mutating func acknowledge(_ vcpu: VCPUIndex, priorityMask: Priority = .lowest) -> INTID {
+    @inlinable public mutating func acknowledge(_ vcpu: VCPUIndex, priorityMask: Priority = .lowest) -> INTID {
         redistributors.redistributors[Int(vcpu.rawValue)].acknowledge(priorityMask: priorityMask)
     }
 
