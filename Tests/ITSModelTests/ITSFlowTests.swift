@@ -46,3 +46,22 @@ import Testing
     #expect(driver.drain(1) == [8192])
     #expect(driver.gic.its.counters.translationsBlocked == 2)
 }
+
+/// A batch of MSIs: the translated ones become pending, the others are blocked and counted.
+@Test func injectBatchTranslatesThenSetsPending() {
+    var driver = GuestDriver()
+    for intid: UInt32 in 8192 ..< 8196 { driver.configure(intid) }
+    driver.run(GuestDriver.mapc(0, vcpu: 2))
+    driver.run(GuestDriver.mapd(3))
+    for event: UInt32 in 0 ..< 4 { driver.run(GuestDriver.mapti(3, event, intid: 8192 + event, collection: 0)) }
+    let devices = [DeviceID(3), DeviceID(3), DeviceID(4), DeviceID(3), DeviceID(3)]
+    let events = [EventID(0), EventID(2), EventID(0), EventID(9), EventID(2)]
+    var scratch: [ITS.Translation] = []
+    let translated = devices.withUnsafeBufferPointer { d in
+        events.withUnsafeBufferPointer { e in driver.gic.injectBatch(devices: d, events: e, translations: &scratch) }
+    }
+    #expect(translated == 3)
+    #expect(driver.gic.its.counters.translationsBlocked == 2)
+    #expect(driver.gic.redistributor(VCPUIndex(2)).counters.lpisCoalesced == 1)
+    #expect(driver.drain(2) == [8192, 8194])
+}
