@@ -142,6 +142,14 @@ extension Server {
                                                               priority: $0.config.priority.rawValue, enabled: $0.config.isEnabled) }
                 return .pendingReply(lpis, nextCursor: page.next?.rawValue ?? 0)
             }
+        case let .bindIRQFD(key, startMasked):
+            if bindIRQFD(key, startMasked: startMasked, fds: fds, session: session, fail: fail) { done(.done(.bindIRQFD)) }
+        case .unbindIRQFD(let key):
+            if updateIRQFD(key, mask: nil, session: session, fail: fail) { done(.done(.unbindIRQFD)) }
+        case .mask(let key):
+            if updateIRQFD(key, mask: true, session: session, fail: fail) { done(.done(.mask)) }
+        case .unmask(let key):
+            if updateIRQFD(key, mask: false, session: session, fail: fail) { done(.done(.unmask)) }
         default:
             fail(.internal, "\(opcode) is not served by this build of itsd yet")
         }

@@ -17,6 +17,9 @@ public final class ServerVM {
     public private(set) var attached: Set<UInt64> = []
     /// When the last client left, in the registry's clock (nil while a client is attached).
     public private(set) var orphanedAt: UInt64?
+    /// Bound eventfds by (DeviceID, EventID).
+    var irqfds: [IRQFDKeyPair: IRQFDBinding] = [:]
+    public static let maximumIRQFDs = 4096
 
     init(key: VMKey, token: VMToken, config: VMConfig, lanes: LaneGroup, maximumRegions: Int) {
         self.key = key
@@ -33,6 +36,12 @@ public final class ServerVM {
             operations.queue(.attach(key, memory: memory, redistributors: [redistributor]), for: index)
         }
         operations.flush()
+    }
+
+    /// Releases what the VM holds outside its memory: eventfd bindings.
+    func close() {
+        irqfds.values.forEach { $0.close() }
+        irqfds.removeAll()
     }
 
     func attach(_ connection: UInt64) {
@@ -131,7 +140,8 @@ public final class VMRegistry {
     /// Forgets the VM and tells its lanes to drop their state. Its memory is unmapped once the
     /// lanes have let go of it (they hold the last references).
     private func remove(_ key: VMKey) {
-        guard vms.removeValue(forKey: key) != nil else { return }
+        guard let vm = vms.removeValue(forKey: key) else { return }
+        vm.close()
         for lane in lanes.lanes { lane.submit(.detach(key, ticket: nil)) }
     }
 
@@ -142,4 +152,10 @@ public final class VMRegistry {
         precondition(count == 16, "getrandom")
         return VMToken(high: words.0, low: words.1)
     }
+}
+
+/// (DeviceID, EventID) of an eventfd binding.
+struct IRQFDKeyPair: Hashable {
+    var device: DeviceID
+    var event: EventID
 }

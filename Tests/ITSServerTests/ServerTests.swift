@@ -41,6 +41,42 @@ final class ClientVM: @unchecked Sendable {
         call(.mmioWrite(MMIOAccess(vm: vm, frame: frame, width: width, offset: offset), value: value, deviceID: Wire.DeviceID(rawValue: device)))
     }
 
+    /// LPI tables for 2 vCPUs (64 LPIs at 0xA3: priority 0xA0, enabled), the ITS's queue and
+    /// tables, then MAPC 0 -> vCPU 1, MAPD 7 and MAPTI 7/0..3 -> 8192..8195 through the queue.
+    /// Returns vCPU 1's GICR_TYPER.
+    func programGuest() -> UInt64? {
+        for n in 0 ..< 64 { write8(0xA3, at: 0x10_0000 + UInt64(n)) }
+        for vcpu: UInt16 in 0 ..< 2 {
+            let rd = MMIOFrame.redistributor(Wire.VCPU(rawValue: vcpu))
+            _ = mmioWrite(rd, Redistributor.Offset.propbaser, 0x10_0000 | 15)
+            _ = mmioWrite(rd, Redistributor.Offset.pendbaser, 0x20_0000 + UInt64(vcpu) << 16 | 1 << 62)
+            _ = mmioWrite(rd, Redistributor.Offset.ctlr, 1, width: .word)
+        }
+        let typer = mmioRead(.redistributor(Wire.VCPU(rawValue: 1)), Redistributor.Offset.typer)
+        _ = mmioWrite(.its, ITS.Offset.cbaser, 1 << 63 | 0x40_0000)
+        _ = mmioWrite(.its, ITS.Offset.baser0, 1 << 63 | 0x50_0000)
+        _ = mmioWrite(.its, ITS.Offset.baser0 + 8, 1 << 63 | 0x60_0000)
+        _ = mmioWrite(.its, ITS.Offset.ctlr, 1, width: .word)
+        let commands: [ITSCommand] = [.mapc(CollectionID(0), rdbase: 1, valid: true),
+                                      .mapd(DeviceID(7), ittAddress: GuestAddress(0x70_0000), eventIDBits: 8, valid: true)]
+            + (0 ..< 4).map { .mapti(DeviceID(7), EventID(UInt32($0)), INTID(8192 + UInt32($0)), CollectionID(0)) }
+        for (index, command) in commands.enumerated() {
+            let words = command.encoded
+            for (word, value) in [words.0, words.1, words.2, words.3].enumerated() { write64(value, at: 0x40_0000 + UInt64(index * 32 + word * 8)) }
+        }
+        _ = mmioWrite(.its, ITS.Offset.cwriter, UInt64(commands.count * 32))
+        return typer
+    }
+
+    /// Acknowledges vCPU `vcpu` until spurious.
+    func drain(_ vcpu: UInt16) -> [UInt32] {
+        var taken: [UInt32] = []
+        while case .ackReply(let lpi)? = call(.ack(vm, Wire.VCPU(rawValue: vcpu), priorityMask: 0xFF))?.message, lpi.intid.rawValue != 1023 {
+            taken.append(lpi.intid.rawValue)
+        }
+        return taken
+    }
+
     func mmioRead(_ frame: MMIOFrame, _ offset: UInt64, width: ITSWire.MMIOWidth = .doubleword) -> UInt64? {
         guard case .mmioReadReply(let value)? = call(.mmioRead(MMIOAccess(vm: vm, frame: frame, width: width, offset: offset)))?.message else { return nil }
         return value
@@ -66,31 +102,9 @@ final class ClientVM: @unchecked Sendable {
             guard case let .createVMReply(id, _)? = vm.call(.createVM(VMConfig(vcpuCount: 2, deviceIDBits: 16, eventIDBits: 16, intidBits: 16)))?.message else { return }
             vm.vm = id
             log.addRegion = vm.call(.addMemRegion(MemRegion(vm: id, guestAddress: 0, size: UInt64(ClientVM.ramSize), fileOffset: 0)), fds: [vm.memfd])
-            // LPI configuration: 0xA3 (priority 0xA0, enabled) for 64 LPIs; tables programmed by MMIO.
-            for n in 0 ..< 64 { vm.write8(0xA3, at: 0x10_0000 + UInt64(n)) }
-            for vcpu: UInt16 in 0 ..< 2 {
-                let rd = MMIOFrame.redistributor(Wire.VCPU(rawValue: vcpu))
-                _ = vm.mmioWrite(rd, Redistributor.Offset.propbaser, 0x10_0000 | 15)
-                _ = vm.mmioWrite(rd, Redistributor.Offset.pendbaser, 0x20_0000 + UInt64(vcpu) << 16 | 1 << 62)
-                _ = vm.mmioWrite(rd, Redistributor.Offset.ctlr, 1, width: .word)
-            }
-            log.typer = vm.mmioRead(.redistributor(Wire.VCPU(rawValue: 1)), Redistributor.Offset.typer)
-            _ = vm.mmioWrite(.its, ITS.Offset.cbaser, 1 << 63 | 0x40_0000)
-            _ = vm.mmioWrite(.its, ITS.Offset.baser0, 1 << 63 | 0x50_0000)
-            _ = vm.mmioWrite(.its, ITS.Offset.baser0 + 8, 1 << 63 | 0x60_0000)
-            _ = vm.mmioWrite(.its, ITS.Offset.ctlr, 1, width: .word)
-            // The notify eventfd of vCPU 1.
             let notify = its_eventfd(0, 1)
             log.notify = vm.call(.setVCPUNotify(id, Wire.VCPU(rawValue: 1)), fds: [notify])
-            // MAPC 0 -> vCPU 1, MAPD 7, MAPTI 7/0..3 -> 8192..8195, written into the queue in guest RAM.
-            let commands: [ITSCommand] = [.mapc(CollectionID(0), rdbase: 1, valid: true),
-                                          .mapd(DeviceID(7), ittAddress: GuestAddress(0x70_0000), eventIDBits: 8, valid: true)]
-                + (0 ..< 4).map { .mapti(DeviceID(7), EventID(UInt32($0)), INTID(8192 + UInt32($0)), CollectionID(0)) }
-            for (index, command) in commands.enumerated() {
-                let words = command.encoded
-                for (word, value) in [words.0, words.1, words.2, words.3].enumerated() { vm.write64(value, at: 0x40_0000 + UInt64(index * 32 + word * 8)) }
-            }
-            _ = vm.mmioWrite(.its, ITS.Offset.cwriter, UInt64(commands.count * 32))
+            log.typer = vm.programGuest()
             log.creadr = vm.mmioRead(.its, ITS.Offset.creadr)
             // MSIs: INJECT, INJECT_BATCH, a write to GITS_TRANSLATER.
             log.inject = vm.call(.inject(id, Wire.DeviceID(rawValue: 7), Wire.EventID(rawValue: 0)))
@@ -130,4 +144,57 @@ final class FlowLog: @unchecked Sendable {
     var typer, creadr: UInt64?
     var notified = false
     var acked: [UInt32] = []
+}
+
+extension ServerTests {
+    /// A bound eventfd: each write is one MSI; MASK latches, UNMASK delivers the latched one;
+    /// rebinding replaces; unbinding stops delivery; a non-eventfd is refused.
+    @Test func irqfdBindings() throws {
+        let path = temporarySocketPath("irqfd")
+        let server = try Server(configuration: .init(socketPath: path, lanes: 2))
+        let log = IRQFDLog()
+        runLoop(server.loop) {
+            guard let client = TestClient(path: path) else { return }
+            let vm = ClientVM(client: client)
+            _ = vm.call(.hello(Hello(capabilities: .defined, limits: .defaults)))
+            guard case let .createVMReply(id, _)? = vm.call(.createVM(VMConfig(vcpuCount: 2, deviceIDBits: 16, eventIDBits: 16, intidBits: 16)))?.message else { return }
+            vm.vm = id
+            _ = vm.call(.addMemRegion(MemRegion(vm: id, guestAddress: 0, size: UInt64(ClientVM.ramSize), fileOffset: 0)), fds: [vm.memfd])
+            _ = vm.programGuest()
+            let key = IRQFDKey(vm: id, deviceID: Wire.DeviceID(rawValue: 7), eventID: Wire.EventID(rawValue: 1))
+            let call = its_eventfd(0, 0)
+            log.statuses.append(vm.call(.bindIRQFD(key, startMasked: false), fds: [call])?.status)
+            var one: UInt64 = 1
+            func signal(_ fd: Int32) { _ = write(fd, &one, 8); usleep(20_000) }
+            signal(call)
+            log.delivered.append(vm.drain(1))
+            log.statuses.append(vm.call(.mask(key))?.status)
+            signal(call)
+            log.delivered.append(vm.drain(1))
+            log.statuses.append(vm.call(.unmask(key))?.status)
+            usleep(20_000)
+            log.delivered.append(vm.drain(1))
+            let replacement = its_eventfd(0, 0)
+            log.statuses.append(vm.call(.bindIRQFD(key, startMasked: false), fds: [replacement])?.status)
+            signal(call)
+            log.delivered.append(vm.drain(1))
+            signal(replacement)
+            log.delivered.append(vm.drain(1))
+            log.statuses.append(vm.call(.unbindIRQFD(key))?.status)
+            signal(replacement)
+            log.delivered.append(vm.drain(1))
+            log.statuses.append(vm.call(.unbindIRQFD(key))?.status)
+            log.statuses.append(vm.call(.bindIRQFD(key, startMasked: false), fds: [vm.memfd])?.status)
+            close(call)
+            close(replacement)
+        }
+        server.stop()
+        #expect(log.statuses == [.ok, .ok, .ok, .ok, .ok, .notBound, .badFD])
+        #expect(log.delivered == [[8193], [], [8193], [], [8193], []])
+    }
+}
+
+final class IRQFDLog: @unchecked Sendable {
+    var statuses: [WireStatus?] = []
+    var delivered: [[UInt32]] = []
 }
