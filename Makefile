@@ -30,14 +30,14 @@ test-race: deps
 	$(SWIFT) build --product itsdPackageTests --sanitize=thread --scratch-path .build-tsan
 	TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test --skip-build --sanitize=thread --scratch-path .build-tsan --filter ITSServerTests
 
+# Builds in release and starts itsd in the foreground on its default socket; Ctrl-C stops it.
 run: deps
-	$(SWIFT) build -c release --product its-bench
-	$$($(SWIFT) build -c release --show-bin-path)/its-bench lpi-map
+	$(SWIFT) build -c release --product itsd
+	$$($(SWIFT) build -c release --show-bin-path)/itsd
 
 bench: deps
 	$(SWIFT) build -c release --product its-bench
-	$$($(SWIFT) build -c release --show-bin-path)/its-bench lpi-map --json
-	$$($(SWIFT) build -c release --show-bin-path)/its-bench wire --json
+	for bench in lpi-map wire translate cmdq; do $$($(SWIFT) build -c release --show-bin-path)/its-bench $$bench --json; done
 
 clean:
 	rm -rf .build .build-tsan

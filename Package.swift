@@ -4,9 +4,13 @@ import PackageDescription
 let package = Package(
     name: "itsd",
     products: [
+        .executable(name: "itsd", targets: ["itsd"]),
         .library(name: "ITSModel", targets: ["ITSModel"]),
         .library(name: "ITSWire", targets: ["ITSWire"]),
         .executable(name: "its-bench", targets: ["its-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         // Pure architectural state of the GICv3 ITS and LPIs: standard library only.
@@ -23,6 +27,9 @@ let package = Package(
         .target(name: "CITSSupport"),
         // The libuv shell: listeners, connections, guest memory mappings, eventfds, lanes.
         .target(name: "ITSServer", dependencies: ["ITSModel", "ITSWire", "CLibUV", "CITSSupport"]),
+        .executableTarget(name: "itsd", dependencies: [
+            "ITSServer", "CLibUV", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .executableTarget(name: "its-bench", dependencies: ["ITSModel", "ITSWire"]),
         .testTarget(name: "ITSModelTests", dependencies: ["ITSModel"]),
         .testTarget(name: "CLibUVTests", dependencies: ["CLibUV"]),
