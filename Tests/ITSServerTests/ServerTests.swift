@@ -198,3 +198,102 @@ final class IRQFDLog: @unchecked Sendable {
     var statuses: [WireStatus?] = []
     var delivered: [[UInt32]] = []
 }
+
+extension ServerTests {
+    /// A VM survives its client's disconnect and is re-attached with its token by another
+    /// connection; a second client's VM cannot be touched without its token.
+    @Test func reattachWithinTheGracePeriodAndIsolation() throws {
+        let path = temporarySocketPath("grace")
+        let server = try Server(configuration: .init(socketPath: path, lanes: 1))
+        let log = GraceLog()
+        runLoop(server.loop) {
+            var created: (VMID, VMToken)?
+            do {
+                guard let client = TestClient(path: path) else { return }
+                let first = ClientVM(client: client)
+                _ = first.call(.hello(Hello(capabilities: .defined, limits: .defaults)))
+                if case let .createVMReply(id, token)? = first.call(.createVM(VMConfig(vcpuCount: 1, deviceIDBits: 8, eventIDBits: 8, intidBits: 16)))?.message {
+                    created = (id, token)
+                }
+            }
+            usleep(50_000)   // the first client has disconnected
+            guard let (id, token) = created, let client = TestClient(path: path) else { return }
+            let second = ClientVM(client: client)
+            _ = second.call(.hello(Hello(capabilities: .defined, limits: .defaults)))
+            log.listed = second.call(.listVMs)
+            log.beforeAttach = second.call(.inject(id, Wire.DeviceID(rawValue: 0), Wire.EventID(rawValue: 0)))
+            log.badToken = second.call(.attachVM(id, token: VMToken(high: token.high, low: token.low ^ 1)))
+            log.attached = second.call(.attachVM(id, token: token))
+            log.afterAttach = second.call(.ping(nonce: 9))
+            // A third client with its own VM cannot act on the second's.
+            guard let other = TestClient(path: path) else { return }
+            let third = ClientVM(client: other)
+            _ = third.call(.hello(Hello(capabilities: .defined, limits: .defaults)))
+            log.foreignDestroy = third.call(.destroyVM(id))
+            log.destroyed = second.call(.destroyVM(id))
+        }
+        server.stop()
+        if case .listVMsReply(let infos)? = log.listed?.message {
+            #expect(infos.count == 1 && infos[0].state == .orphaned && infos[0].connections == 0)
+        } else { Issue.record("LIST_VMS") }
+        #expect(log.beforeAttach?.status == .notAttached)
+        #expect(log.badToken?.status == .badToken)
+        #expect(log.attached.map { if case .attachVMReply = $0.message { true } else { false } } == true)
+        #expect(log.foreignDestroy?.status == .notAttached)
+        #expect(log.destroyed?.status == .ok)
+    }
+
+    /// 1000 cycles of connect, create a VM, map memory, bind an eventfd, set a notify fd and
+    /// disconnect leave the server with as many open descriptors as it started with (the VMs are
+    /// destroyed; their grace period is 0).
+    @Test func noDescriptorLeaksOverAThousandCycles() throws {
+        let path = temporarySocketPath("fds")
+        var configuration = Server.Configuration(socketPath: path, lanes: 2)
+        configuration.gracePeriod = 0
+        let server = try Server(configuration: configuration)
+        func openDescriptors() -> Int {
+            guard let directory = opendir("/proc/self/fd") else { return -1 }
+            defer { closedir(directory) }
+            var count = 0
+            while readdir(directory) != nil { count += 1 }
+            return count
+        }
+        let before = openDescriptors()
+        let errors = ClientResults()
+        runLoop(server.loop) {
+            for cycle in 0 ..< 1000 {
+                guard let client = TestClient(path: path) else { return }
+                let vm = ClientVM(client: client)
+                _ = vm.call(.hello(Hello(capabilities: .defined, limits: .defaults)))
+                guard case let .createVMReply(id, _)? = vm.call(.createVM(VMConfig(vcpuCount: 2, deviceIDBits: 8, eventIDBits: 8, intidBits: 16)))?.message else { return }
+                vm.vm = id
+                let eventfd = its_eventfd(0, 0)
+                let notify = its_eventfd(0, 0)
+                for reply in [vm.call(.addMemRegion(MemRegion(vm: id, guestAddress: 0, size: 1 << 20, fileOffset: 0)), fds: [vm.memfd]),
+                              vm.call(.bindIRQFD(IRQFDKey(vm: id, deviceID: Wire.DeviceID(rawValue: 1), eventID: Wire.EventID(rawValue: UInt32(cycle % 7))), startMasked: false), fds: [eventfd]),
+                              vm.call(.setVCPUNotify(id, Wire.VCPU(rawValue: 1)), fds: [notify])] where reply?.status != .ok {
+                    errors.replies.append(reply)
+                }
+                close(eventfd)
+                close(notify)
+            }
+        }
+        // Let the grace timer destroy the orphaned VMs and the lanes close their notify fds.
+        for _ in 0 ..< 30 {
+            server.loop.runOnce()
+            usleep(50_000)
+            if server.registry.vms.isEmpty { break }
+        }
+        server.lanes.lanes.forEach { _ = $0.queue.depth }
+        usleep(100_000)
+        let after = openDescriptors()
+        server.stop()
+        #expect(errors.replies.isEmpty)
+        #expect(server.registry.vms.isEmpty)
+        #expect(after == before, "descriptors before \(before), after \(after)")
+    }
+}
+
+final class GraceLog: @unchecked Sendable {
+    var listed, beforeAttach, badToken, attached, afterAttach, foreignDestroy, destroyed: Frame?
+}
