@@ -25,9 +25,11 @@ test: deps
 	$(MAKE) -C Protocol check
 
 # The server's concurrency tests under ThreadSanitizer; halt_on_error makes any report fail the run.
-# Only the test bundle is built: Swift 6.3.1 fails to compile its-bench with -sanitize=thread.
+# Only the test bundle and itsd (which a test runs as a child process) are built: Swift 6.3.1 fails
+# to compile its-bench with -sanitize=thread.
 test-race: deps
 	$(SWIFT) build --product itsdPackageTests --sanitize=thread --scratch-path .build-tsan
+	$(SWIFT) build --product itsd --sanitize=thread --scratch-path .build-tsan
 	TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test --skip-build --sanitize=thread --scratch-path .build-tsan --filter ITSServerTests
 
 # Builds in release and starts itsd in the foreground on its default socket; Ctrl-C stops it.

@@ -33,6 +33,9 @@ public final class Connection {
     public var onFramesHandled: (Connection) -> Void = { _ in }
 
     public static let outputHighWater = 1 << 20
+    /// The receive buffer starts at this size and grows, up to the agreed frame length plus this
+    /// much, only for a frame that needs it.
+    public static let initialInputCapacity = 65536
     public static let maxFDsPerReceive = 16
 
     private var poll: PollHandle?
@@ -58,7 +61,7 @@ public final class Connection {
         self.fd = fd
         self.peer = peer
         self.decoder = decoder
-        input = [UInt8](repeating: 0, count: Int(Limits.serverMaximum.maxFrameLength) + 65536)
+        input = [UInt8](repeating: 0, count: Self.initialInputCapacity)
         poll = try PollHandle(loop: loop, fd: fd) { [unowned self] status, events in
             self.ready(status: status, events: events)
         }
@@ -137,6 +140,7 @@ public final class Connection {
     private func receive() {
         while !isClosed, !readingPaused {
             if inputEnd == input.count { compact() }
+            if inputEnd == input.count { growInput() }
             guard inputEnd < input.count else { return }
             var fds = [Int32](repeating: -1, count: Self.maxFDsPerReceive)
             var dropped = 0
@@ -185,6 +189,14 @@ public final class Connection {
         }
     }
 
+    /// Makes room for the frame being received when it is larger than the buffer, never beyond the
+    /// agreed frame length (the decoder rejects longer frames before they arrive whole).
+    private func growInput() {
+        let limit = Int(decoder.limits.maxFrameLength) + Self.initialInputCapacity
+        guard input.count < limit else { return }
+        input += [UInt8](repeating: 0, count: min(input.count, limit - input.count))
+    }
+
     /// Moves the unread bytes to the front of the buffer.
     private func compact() {
         guard inputStart > 0 else { return }
@@ -222,11 +234,12 @@ public final class Connection {
                     send(error.errorReply())
                 } else if let skip = error.resumeAfter {
                     // The frame is well delimited but not all here yet: wait for the rest to skip it.
-                    guard skip <= input.count else {
+                    guard skip <= Int(decoder.limits.maxFrameLength) + Self.initialInputCapacity else {
                         sendAndClose(error.errorReply())
                         return
                     }
                     if inputStart + skip > input.count { compact() }
+                    while skip > input.count { growInput() }
                     return
                 } else {
                     sendAndClose(error.errorReply())

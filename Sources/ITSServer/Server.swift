@@ -84,7 +84,10 @@ public final class Server {
         }
         let session = Session(connection: connection)
         sessions[id] = session
-        connection.onFrame = { [unowned self] _, frame, fds in self.handle(frame, fds: fds, session: session) }
+        // The closures hold the session weakly: the session owns the connection, which owns them.
+        connection.onFrame = { [unowned self, weak session] _, frame, fds in
+            if let session { self.handle(frame, fds: fds, session: session) } else { fds.forEach { _ = close($0) } }
+        }
         connection.onFramesHandled = { [unowned self] _ in self.flushLaneWork() }
         connection.onClose = { [unowned self] connection in
             self.sessions[connection.id] = nil

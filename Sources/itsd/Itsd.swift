@@ -27,6 +27,9 @@ struct Itsd: ParsableCommand {
     @Option(name: .long, help: "The socket file's group (a gid), for --socket-mode 0660; members are admitted.")
     var socketGroup: UInt32?
 
+    @Option(name: .customLong("max-vms"), help: "VMs at most; CREATE_VM beyond it gets LIMIT_EXCEEDED.")
+    var maxVMs: Int = 256
+
     static var defaultSocketPath: String {
         if let path = getenv("ITSD_SOCKET").map({ String(cString: $0) }), !path.isEmpty { return path }
         return getuid() == 0 ? "/run/itsd/itsd.sock" : "/tmp/itsd-\(getuid()).sock"
@@ -42,6 +45,7 @@ struct Itsd: ParsableCommand {
         guard lanes.map({ (1 ... 256).contains($0) }) ?? true else { throw ValidationError("--lanes must be 1 ... 256") }
         guard let mode = UInt32(socketMode, radix: 8), mode <= 0o777 else { throw ValidationError("--socket-mode must be octal, like 0600") }
         guard gracePeriod >= 0 else { throw ValidationError("--grace-period must not be negative") }
+        guard maxVMs > 0 else { throw ValidationError("--max-vms must be positive") }
         _ = mode
     }
 
@@ -50,6 +54,7 @@ struct Itsd: ParsableCommand {
         if path == "/run/itsd/itsd.sock" { mkdir("/run/itsd", 0o755) }
         var configuration = Server.Configuration(socketPath: path, lanes: lanes ?? max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
         configuration.gracePeriod = UInt64(gracePeriod * 1000)
+        configuration.maximumVMs = maxVMs
         configuration.listener.mode = mode_t(UInt32(socketMode, radix: 8)!)
         if let group = socketGroup {
             configuration.listener.group = group
@@ -62,6 +67,12 @@ struct Itsd: ParsableCommand {
             Self.write("itsd: cannot listen on \(path): \(error)\n", to: 2)
             throw ExitCode(1)
         }
+        // A parent may have started us with these blocked (posix_spawn passes its mask on).
+        var stopSignals = sigset_t()
+        sigemptyset(&stopSignals)
+        sigaddset(&stopSignals, SIGINT)
+        sigaddset(&stopSignals, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &stopSignals, nil)
         var signals: [SignalHandle] = []
         for signal in [SIGINT, SIGTERM] {
             signals.append(SignalHandle(loop: server.loop, signal: signal) { _ in
