@@ -287,9 +287,10 @@ extension ServerTests {
         }
         #expect(after == before, "itsd had \(before) descriptors before, \(after) after")
         // Nor memory: every connection's buffers and every VM go when they end (a connection
-        // alone holds 64 KiB; 1000 leaked would be 64 MiB).
+        // alone holds 64 KiB; 1000 leaked grow a debug itsd by about 70 MiB). The bound leaves room
+        // for allocator caches and for ThreadSanitizer's shadow memory (about 18 MiB here).
         let growth = itsd.residentBytes() - memoryBefore
-        #expect(growth < 16 << 20, "itsd grew by \(growth) bytes")
+        #expect(growth < 40 << 20, "itsd grew by \(growth) bytes")
     }
 }
 
