@@ -120,19 +120,27 @@ extension Server {
             guard let vm = attachedVM(id, session, fail) else { return }
             guard vcpu.rawValue < vm.config.vcpuCount else { return fail(.noSuchVCPU, detail: UInt32(vcpu.rawValue)) }
             laneRequest(vm, vcpu, .setNotifyFD(nil), session: session, frame: frame) { _ in .done(.clearVCPUNotify) }
+        case let .subscribe(id, events):
+            guard session.capabilities.contains(.events) else { return fail(.capabilityNotAgreed, detail: 1 << 1) }
+            guard let vm = attachedVM(id, session, fail) else { return }
+            session.subscriptions[vm.key] = events.isEmpty ? nil : events
+            done(.done(.subscribe))
         case let .hppi(id, vcpu):
+            session.notifyOutstanding.remove(Session.VCPUSlot(vm: VMKey(id.rawValue), vcpu: vcpu.rawValue))
             guard let vm = attachedVM(id, session, fail) else { return }
             guard vcpu.rawValue < vm.config.vcpuCount else { return fail(.noSuchVCPU, detail: UInt32(vcpu.rawValue)) }
             laneRequest(vm, vcpu, .highestPriorityPending(priorityMask: .lowest), session: session, frame: frame) { reply in
                 .hppiReply(Self.wireLPI(reply))
             }
         case let .ack(id, vcpu, mask):
+            session.notifyOutstanding.remove(Session.VCPUSlot(vm: VMKey(id.rawValue), vcpu: vcpu.rawValue))
             guard let vm = attachedVM(id, session, fail) else { return }
             guard vcpu.rawValue < vm.config.vcpuCount else { return fail(.noSuchVCPU, detail: UInt32(vcpu.rawValue)) }
             laneRequest(vm, vcpu, .acknowledge(priorityMask: Priority(mask)), session: session, frame: frame) { reply in
                 .ackReply(Self.wireLPI(reply))
             }
         case let .pending(id, vcpu, cursor, maxEntries):
+            session.notifyOutstanding.remove(Session.VCPUSlot(vm: VMKey(id.rawValue), vcpu: vcpu.rawValue))
             guard let vm = attachedVM(id, session, fail) else { return }
             guard vcpu.rawValue < vm.config.vcpuCount else { return fail(.noSuchVCPU, detail: UInt32(vcpu.rawValue)) }
             let from = INTID(max(cursor, 8192))

@@ -119,8 +119,8 @@ public final class Server {
             switch work {
             case let .reply(ticket, reply):
                 awaiting.removeValue(forKey: ticket)?(reply)
-            case .deliverable:
-                break
+            case let .deliverable(key, vcpu):
+                notifySubscribers(key, vcpu)
             case let .movedPending(key, intid, target, epoch):
                 registry.vms[key]?.operations.pendingMoved(intid, to: target, epoch: epoch)
                 dirty.insert(key)
@@ -136,6 +136,16 @@ public final class Server {
             }
         }
         flushLaneWork()
+    }
+
+    /// EVENT_VCPU_NOTIFY to every session that subscribed to the VM's vCPU notifications and has
+    /// none outstanding for this vCPU.
+    func notifySubscribers(_ key: VMKey, _ vcpu: VCPUIndex) {
+        for session in sessions.values where session.subscriptions[key]?.contains(.vcpuNotify) == true {
+            let slot = Session.VCPUSlot(vm: key, vcpu: vcpu.rawValue)
+            guard session.notifyOutstanding.insert(slot).inserted else { continue }
+            session.sendEvent(.vcpuNotify(VMID(rawValue: key.rawValue), Wire.VCPU(rawValue: vcpu.rawValue)))
+        }
     }
 
     /// Whether a VM's ITS has work that can progress now (a SYNC waiting for lanes cannot).

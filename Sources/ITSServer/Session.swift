@@ -7,6 +7,25 @@ import ITSWire
 final class Session {
     let connection: Connection
     var hello: Hello?
+    /// Events subscribed to, by VM (SUBSCRIBE).
+    var subscriptions: [VMKey: EventMask] = [:]
+    /// vCPUs with an EVENT_VCPU_NOTIFY sent and not yet followed by HPPI, ACK or PENDING: at
+    /// most one is outstanding per vCPU (Protocol/PROTOCOL.md, 5).
+    var notifyOutstanding: Set<VCPUSlot> = []
+    /// The last event sequence number sent (events count from 1).
+    private var eventSequence: UInt32 = 0
+
+    struct VCPUSlot: Hashable {
+        var vm: VMKey
+        var vcpu: UInt16
+    }
+
+    /// Sends an event frame with the next sequence number.
+    func sendEvent(_ message: Message) {
+        eventSequence &+= 1
+        connection.send(Frame(message, id: MessageID(rawValue: eventSequence)))
+    }
+
     /// Replies owed, oldest first; nil until ready.
     private var slots: [(id: UInt64, frame: Frame?)] = []
     private var firstSlot: UInt64 = 0

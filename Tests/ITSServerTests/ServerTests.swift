@@ -349,3 +349,49 @@ final class ItsdProcess {
 final class GraceLog: @unchecked Sendable {
     var listed, beforeAttach, badToken, attached, afterAttach, foreignDestroy, destroyed: Frame?
 }
+
+extension ServerTests {
+    /// SUBSCRIBE: an EVENT_VCPU_NOTIFY frame when the vCPU goes from nothing deliverable to
+    /// something, at most one outstanding until HPPI, ACK or PENDING; numbered from 1.
+    @Test func inBandNotifications() throws {
+        let path = temporarySocketPath("subscribe")
+        let server = try Server(configuration: .init(socketPath: path, lanes: 2))
+        let log = EventLog()
+        runLoop(server.loop) {
+            guard let client = TestClient(path: path) else { return }
+            let vm = ClientVM(client: client)
+            _ = vm.call(.hello(Hello(capabilities: [.errorReports], limits: .defaults)))
+            guard case let .createVMReply(id, _)? = vm.call(.createVM(VMConfig(vcpuCount: 2, deviceIDBits: 16, eventIDBits: 16, intidBits: 16)))?.message else { return }
+            vm.vm = id
+            log.refused = vm.call(.subscribe(id, .vcpuNotify))
+            guard let other = TestClient(path: path) else { return }
+            let subscriber = ClientVM(client: other)
+            _ = subscriber.call(.hello(Hello(capabilities: .defined, limits: .defaults)))
+            guard case let .createVMReply(own, _)? = subscriber.call(.createVM(VMConfig(vcpuCount: 2, deviceIDBits: 16, eventIDBits: 16, intidBits: 16)))?.message else { return }
+            subscriber.vm = own
+            _ = subscriber.call(.addMemRegion(MemRegion(vm: own, guestAddress: 0, size: UInt64(ClientVM.ramSize), fileOffset: 0)), fds: [subscriber.memfd])
+            _ = subscriber.programGuest()
+            log.subscribed = subscriber.call(.subscribe(own, .vcpuNotify))
+            _ = subscriber.call(.inject(own, Wire.DeviceID(rawValue: 7), Wire.EventID(rawValue: 0)))
+            log.events.append(subscriber.client.receive())
+            _ = subscriber.call(.inject(own, Wire.DeviceID(rawValue: 7), Wire.EventID(rawValue: 1)))
+            log.acked = subscriber.drain(1)
+            _ = subscriber.call(.inject(own, Wire.DeviceID(rawValue: 7), Wire.EventID(rawValue: 2)))
+            log.events.append(subscriber.client.receive())
+        }
+        server.stop()
+        #expect(log.refused?.status == .capabilityNotAgreed)
+        #expect(log.subscribed?.status == .ok)
+        #expect(log.events.map { $0?.message } == [.vcpuNotify(VMID(rawValue: 2), Wire.VCPU(rawValue: 1)),
+                                                    .vcpuNotify(VMID(rawValue: 2), Wire.VCPU(rawValue: 1))])
+        #expect(log.events.map { $0?.messageID.rawValue } == [1, 2], "numbered from 1, one per edge")
+        #expect(log.events.allSatisfy { $0?.flags.contains(.event) == true })
+        #expect(log.acked == [8192, 8193])
+    }
+}
+
+final class EventLog: @unchecked Sendable {
+    var refused, subscribed: Frame?
+    var events: [Frame?] = []
+    var acked: [UInt32] = []
+}
