@@ -52,7 +52,9 @@ extension Server {
             }
         case .destroyVM(let id):
             switch registry.destroy(VMKey(id.rawValue), by: session.connection.id) {
-            case .success: done(.done(.destroyVM))
+            case .success:
+                done(.done(.destroyVM))
+                vmGone(VMKey(id.rawValue), .destroyed)
             case .failure(let failure): fail(status(of: failure), detail: id.rawValue)
             }
         case .listVMs:

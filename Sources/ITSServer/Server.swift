@@ -51,7 +51,7 @@ public final class Server {
             [unowned self] fd, peer in self.accept(fd, peer)
         }
         graceTimer = TimerHandle(loop: loop) { [unowned self] in
-            for key in self.registry.expire(now: uv_now(self.loop.pointer)) { self.dirty.remove(key) }
+            for key in self.registry.expire(now: uv_now(self.loop.pointer)) { self.vmGone(key, .graceExpired) }
         }
         graceTimer?.start(timeout: 1000, repeat: 1000)
         workTimer = TimerHandle(loop: loop) { [unowned self] in self.continueITSWork() }
@@ -136,6 +136,16 @@ public final class Server {
             }
         }
         flushLaneWork()
+    }
+
+    /// A VM was destroyed: EVENT_VM_GONE to the sessions that subscribed to it, and no more work.
+    func vmGone(_ key: VMKey, _ reason: VMGoneReason) {
+        dirty.remove(key)
+        for session in sessions.values {
+            guard let events = session.subscriptions.removeValue(forKey: key) else { continue }
+            session.notifyOutstanding = session.notifyOutstanding.filter { $0.vm != key }
+            if events.contains(.vmGone) { session.sendEvent(.vmGone(VMID(rawValue: key.rawValue), reason: reason)) }
+        }
     }
 
     /// EVENT_VCPU_NOTIFY to every session that subscribed to the VM's vCPU notifications and has

@@ -352,7 +352,8 @@ final class GraceLog: @unchecked Sendable {
 
 extension ServerTests {
     /// SUBSCRIBE: an EVENT_VCPU_NOTIFY frame when the vCPU goes from nothing deliverable to
-    /// something, at most one outstanding until HPPI, ACK or PENDING; numbered from 1.
+    /// something, at most one outstanding until HPPI, ACK or PENDING; EVENT_VM_GONE when the VM is
+    /// destroyed; events numbered from 1.
     @Test func inBandNotifications() throws {
         let path = temporarySocketPath("subscribe")
         let server = try Server(configuration: .init(socketPath: path, lanes: 2))
@@ -378,6 +379,10 @@ extension ServerTests {
             log.acked = subscriber.drain(1)
             _ = subscriber.call(.inject(own, Wire.DeviceID(rawValue: 7), Wire.EventID(rawValue: 2)))
             log.events.append(subscriber.client.receive())
+            // Destroying the VM: the reply, then EVENT_VM_GONE with the reason.
+            _ = subscriber.call(.subscribe(own, [.vcpuNotify, .vmGone]))
+            log.gone = subscriber.call(.destroyVM(own))
+            log.goneEvent = subscriber.client.receive()
         }
         server.stop()
         #expect(log.refused?.status == .capabilityNotAgreed)
@@ -387,11 +392,14 @@ extension ServerTests {
         #expect(log.events.map { $0?.messageID.rawValue } == [1, 2], "numbered from 1, one per edge")
         #expect(log.events.allSatisfy { $0?.flags.contains(.event) == true })
         #expect(log.acked == [8192, 8193])
+        #expect(log.gone?.status == .ok)
+        #expect(log.goneEvent?.message == .vmGone(VMID(rawValue: 2), reason: .destroyed))
+        #expect(log.goneEvent?.messageID.rawValue == 3)
     }
 }
 
 final class EventLog: @unchecked Sendable {
-    var refused, subscribed: Frame?
+    var refused, subscribed, gone, goneEvent: Frame?
     var events: [Frame?] = []
     var acked: [UInt32] = []
 }
