@@ -16,8 +16,8 @@ public final class LaneGroup: Sendable {
         precondition(count > 0, "at least one lane")
         self.replies = replies
         lanes = (0 ..< count).map { index in
-            LoopThread(name: "lane-\(index)") { _ in
-                let state = LaneState(index: index, replies: replies)
+            LoopThread(name: "lane-\(index)") { loop in
+                let state = LaneState(index: index, replies: replies, loop: loop)
                 return { batch in state.handle(&batch) }
             }
         }
@@ -62,10 +62,59 @@ final class LaneState {
     let replies: Mailbox<LoopWork>
     var vms: [VMKey: LaneVM] = [:]
     private var outgoing: [LoopWork] = []
+    /// Redistributors with background work (an INVALL sweep, a pending-table load), done one
+    /// budget per loop turn so that one vCPU's sweep never holds the others on this lane.
+    private var busy: Set<VCPUKey> = []
+    /// Of those, how many INVALLs each has whose completion the loop waits to hear (for SYNC);
+    /// an INVALL during a sweep restarts it, and both are reported when it ends.
+    private var reportWhenDone: [VCPUKey: Int] = [:]
+    private var backgroundTimer: TimerHandle?
+    static let workBudget = Redistributor.defaultWorkBudget
 
-    init(index: Int, replies: Mailbox<LoopWork>) {
+    struct VCPUKey: Hashable {
+        var vm: VMKey
+        var vcpu: VCPUIndex
+    }
+
+    init(index: Int, replies: Mailbox<LoopWork>, loop: EventLoop) {
         self.index = index
         self.replies = replies
+        backgroundTimer = TimerHandle(loop: loop) { [unowned self] in self.continueBackgroundWork() }
+    }
+
+    /// Notes background work left after an operation; `report` asks for backgroundWorkDone.
+    private func track(_ vm: VMKey, _ vcpu: VCPUIndex, pending: Bool, report: Bool) {
+        let key = VCPUKey(vm: vm, vcpu: vcpu)
+        if pending {
+            busy.insert(key)
+            if report { reportWhenDone[key, default: 0] += 1 }
+            if backgroundTimer?.isActive == false { backgroundTimer?.start(timeout: 0) }
+        } else if report {
+            outgoing.append(.backgroundWorkDone(vm, vcpu))
+        }
+    }
+
+    /// One budget of background work for each busy redistributor.
+    private func continueBackgroundWork() {
+        for key in busy {
+            let more = withRedistributor(key.vm, key.vcpu) { redistributor, memory, edges in
+                redistributor.performPendingWork(budget: Self.workBudget, memory: memory, sink: &edges)
+            } ?? false
+            guard !more else { continue }
+            busy.remove(key)
+            for _ in 0 ..< (reportWhenDone.removeValue(forKey: key) ?? 0) {
+                outgoing.append(.backgroundWorkDone(key.vm, key.vcpu))
+            }
+        }
+        flushOutgoing()
+        if !busy.isEmpty { backgroundTimer?.start(timeout: 0) }
+    }
+
+    private func flushOutgoing() {
+        if !outgoing.isEmpty {
+            replies.post(contentsOf: outgoing)
+            outgoing.removeAll(keepingCapacity: true)
+        }
     }
 
     func handle(_ batch: inout [LaneWork]) {
@@ -88,10 +137,7 @@ final class LaneState {
                 outgoing.append(.reply(ticket, .done))
             }
         }
-        if !outgoing.isEmpty {
-            replies.post(contentsOf: outgoing)
-            outgoing.removeAll(keepingCapacity: true)
-        }
+        flushOutgoing()
     }
 
     /// Runs `body` on the redistributor of `vcpu` of `vm`, then reports edges. Returns nil when the
@@ -135,8 +181,8 @@ final class LaneState {
             case .invalidate(let intid):
                 redistributor.invalidate(intid, memory: memory, sink: &edges)
             case .invalidateAll:
-                redistributor.invalidateAll(budget: .max, memory: memory, sink: &edges)
-                outgoing.append(.backgroundWorkDone(vm, vcpu))
+                redistributor.invalidateAll(budget: Self.workBudget, memory: memory, sink: &edges)
+                track(vm, vcpu, pending: redistributor.hasPendingWork, report: true)
             case .takeAllPending(let target):
                 let taken = redistributor.pendingLPIs(limit: .max).lpis.map(\.intid)
                 for intid in taken { redistributor.clearPending(intid) }
@@ -154,7 +200,8 @@ final class LaneState {
             case let .mmioWrite(offset, width, value):
                 let wasEnabled = redistributor.lpisEnabled
                 let outcome = redistributor.mmioWrite(offset: offset, width: width, value: value, memory: memory,
-                                                      sink: &edges, workBudget: .max)
+                                                      sink: &edges, workBudget: Self.workBudget)
+                track(vm, vcpu, pending: redistributor.hasPendingWork, report: false)
                 return .mmioWrite(outcome, disabledLPIs: wasEnabled && !redistributor.lpisEnabled)
             case .highestPriorityPending(let mask):
                 let intid = redistributor.highestPriorityPending(priorityMask: mask)

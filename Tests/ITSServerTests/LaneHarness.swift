@@ -82,6 +82,24 @@ final class LaneHarness {
         operations.flush()
     }
 
+    /// Writes commands into the queue and advances CWRITER (processing them); with `waiting`, runs
+    /// the loop until the queue drains (a SYNC may wait for lanes).
+    func run(_ commands: [ITSCommand], waiting: Bool) {
+        var writer = its.cwriter
+        for command in commands {
+            let words = command.encoded
+            for (index, word) in [words.0, words.1, words.2, words.3].enumerated() {
+                try! memory.writeUInt64(word, at: GuestAddress(Self.commandQueue + writer + UInt64(index * 8)))
+            }
+            writer = (writer + 32) % (16 * 4096)
+        }
+        writeITS(ITS.Offset.cwriter, writer)
+        while waiting, its.creadr != its.cwriter {
+            loop.runOnce()
+            usleep(100)
+        }
+    }
+
     /// Writes commands into the queue and advances CWRITER (processing them).
     func run(_ commands: [ITSCommand]) {
         var writer = its.cwriter

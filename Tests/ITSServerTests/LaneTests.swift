@@ -88,4 +88,23 @@ import Testing
             }
         }
     }
+
+    /// A lane does an INVALL's sweep a budget per loop turn and reports it done; a SYNC behind the
+    /// INVALL holds CREADR until then, after which every LPI's new configuration is in force.
+    @Test func invallOnALaneIsChunkedAndSyncWaitsForIt() {
+        let harness = LaneHarness(vcpus: 2, lanes: 2)
+        defer { harness.shutDown() }
+        let count = 10_000
+        harness.run([.mapc(CollectionID(0), rdbase: 0, valid: true),
+                     .mapd(DeviceID(1), ittAddress: GuestAddress(LaneHarness.itts), eventIDBits: 14, valid: true)])
+        for start in stride(from: 0, to: count, by: 1000) {
+            harness.run((start ..< start + 1000).map { .mapti(DeviceID(1), EventID(UInt32($0)), INTID(8192 + UInt32($0)), CollectionID(0)) })
+        }
+        for event in 0 ..< count { harness.inject(1, UInt32(event)) }
+        // Disable every LPI in the configuration table, then INVALL and SYNC.
+        for intid in 8192 ..< 8192 + count { try! harness.memory.writeUInt8(0xA2, at: GuestAddress(LaneHarness.configTable + UInt64(intid) - 8192)) }
+        harness.run([.invall(CollectionID(0)), .sync(rdbase: 0)], waiting: true)
+        #expect(harness.its.creadr == harness.its.cwriter)
+        #expect(harness.drain(0).isEmpty, "every LPI re-read as disabled before SYNC completed")
+    }
 }
