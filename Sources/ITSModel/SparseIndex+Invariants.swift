@@ -77,6 +77,8 @@ extension SparseIndex {
     }
 
     @usableFromInline func debugCheck(_ key: UInt64) {
+        precondition(storage.count == storage.leafPopulation,
+                     "count \(storage.count) but the leaf bitmaps hold \(storage.leafPopulation) entries")
         if count <= Self.fullCheckLimit { checkInvariants() } else { checkPath(to: key) }
     }
 }

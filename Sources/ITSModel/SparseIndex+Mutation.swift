@@ -12,7 +12,7 @@ extension SparseIndex {
         if bits & bit != 0 {
             previous = Self.value(in: leaf, slot: slot)
         } else {
-            SparseNode.setBitmap(leaf, bits | bit)
+            Self.setLeafBitmap(leaf, bits | bit, storage: storage)
             storage.count &+= 1
         }
         Self.setValue(value, in: leaf, slot: slot)
@@ -73,6 +73,16 @@ extension SparseIndex {
         if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
     }
 
+    /// Changes a leaf's occupancy bitmap. Debug builds also keep ``Storage/leafPopulation``, the
+    /// number of occupied slots derived from the bitmaps themselves, which the check after every
+    /// mutation compares with the count the operations keep.
+    @inlinable static func setLeafBitmap(_ leaf: UnsafeMutableRawPointer, _ bits: UInt64, storage: Storage) {
+        #if DEBUG
+        storage.leafPopulation += bits.nonzeroBitCount - SparseNode.bitmap(leaf).nonzeroBitCount
+        #endif
+        SparseNode.setBitmap(leaf, bits)
+    }
+
     /// Removes `key` below `node` (at `level`), freeing each child the removal empties.
     static func erase(_ key: UInt64, from node: UnsafeMutableRawPointer, level: Int, storage: Storage) -> Value? {
         let slot = SparseNode.slot(key, level: level)
@@ -80,7 +90,7 @@ extension SparseIndex {
         let bits = SparseNode.bitmap(node)
         if level == 0 {
             guard bits & bit != 0 else { return nil }
-            SparseNode.setBitmap(node, bits & ~bit)
+            setLeafBitmap(node, bits & ~bit, storage: storage)
             return value(in: node, slot: slot)
         }
         guard let child = SparseNode.child(node, slot),
@@ -187,7 +197,7 @@ extension SparseIndex {
                 Self.setValue(old | bits, in: leaf, slot: slot)
                 return true
             }
-            SparseNode.setBitmap(leaf, occupied | 1 &<< UInt64(slot))
+            Self.setLeafBitmap(leaf, occupied | 1 &<< UInt64(slot), storage: storage)
             Self.setValue(bits, in: leaf, slot: slot)
             storage.count &+= 1
             debugCheckAfterMutation(key)

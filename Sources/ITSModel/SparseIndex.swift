@@ -23,9 +23,11 @@
 ///
 /// Values are `BitwiseCopyable` so that nodes are plain memory that needs no per-value teardown.
 ///
-/// In debug builds every mutation checks the invariants along the path it touched (the path's slots
-/// match their bitmap bits, no empty node remains, the height is minimal), and the whole tree while it holds
-/// at most ``fullCheckLimit`` entries; ``checkInvariants()`` checks the whole tree at any size.
+/// In debug builds every mutation checks, in O(h): that the count matches the entries the leaf
+/// bitmaps hold (a tally kept from the bitmaps themselves as they change), that no node on the
+/// path it touched is empty (only those can have emptied) and their slots match their bitmap bits,
+/// and that the height is minimal. While the tree holds at most ``fullCheckLimit`` entries it also
+/// walks the whole tree; ``checkInvariants()`` does that at any size.
 public struct SparseIndex<Value: BitwiseCopyable>: @unchecked Sendable {
     // @unchecked Sendable: `storage` is copy-on-write; it is mutated only when uniquely referenced, so
     // a copy handed to another thread is never written through by this one.
@@ -91,6 +93,8 @@ extension SparseIndex {
         @exclusivity(unchecked) @usableFromInline var count: Int = 0
         @exclusivity(unchecked) @usableFromInline var interiorNodes: Int = 0
         @exclusivity(unchecked) @usableFromInline var leafNodes: Int = 0
+        /// Debug builds: occupied leaf slots, tallied from bitmap changes (``SparseIndex/setLeafBitmap(_:_:storage:)``).
+        @exclusivity(unchecked) @usableFromInline var leafPopulation: Int = 0
 
         @usableFromInline init() {}
 
@@ -106,6 +110,7 @@ extension SparseIndex {
             other.count = count
             other.interiorNodes = interiorNodes
             other.leafNodes = leafNodes
+            other.leafPopulation = leafPopulation
             return other
         }
     }
