@@ -17,7 +17,7 @@ public final class LaneGroup: Sendable {
         self.replies = replies
         lanes = (0 ..< count).map { index in
             LoopThread(name: "lane-\(index)") { loop in
-                let state = LaneState(index: index, replies: replies, loop: loop)
+                let state = LaneState(replies: replies, loop: loop)
                 return { batch in state.handle(&batch) }
             }
         }
@@ -58,7 +58,6 @@ struct EdgeCollector: LPIDeliverySink {
 
 /// The state of one lane, confined to its thread.
 final class LaneState {
-    let index: Int
     let replies: Mailbox<LoopWork>
     var vms: [VMKey: LaneVM] = [:]
     private var outgoing: [LoopWork] = []
@@ -76,8 +75,7 @@ final class LaneState {
         var vcpu: VCPUIndex
     }
 
-    init(index: Int, replies: Mailbox<LoopWork>, loop: EventLoop) {
-        self.index = index
+    init(replies: Mailbox<LoopWork>, loop: EventLoop) {
         self.replies = replies
         backgroundTimer = TimerHandle(loop: loop) { [unowned self] in self.continueBackgroundWork() }
     }

@@ -12,12 +12,12 @@ extension Server {
             if frame.noReply, !session.capabilities.contains(.errorReports) { return }
             session.reply(Frame(.error(opcode, ErrorReport(status, detail: detail, text: text)), id: frame.messageID))
         }
-        func done(_ message: Message = .done(.ping)) {
+        func done(_ message: Message) {
             guard !frame.noReply else { return }
             session.reply(Frame(message, id: frame.messageID))
         }
 
-        guard let hello = session.hello else {
+        guard session.hello != nil else {
             guard case .hello(let proposal) = frame.message else {
                 fds.forEach { _ = close($0) }
                 session.connection.sendAndClose(Frame(.error(opcode, ErrorReport(.notHelloFirst)), id: frame.messageID))
@@ -33,7 +33,6 @@ extension Server {
             }
             return
         }
-        _ = hello
 
         switch frame.message {
         case .hello:

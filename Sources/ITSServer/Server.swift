@@ -97,13 +97,17 @@ public final class Server {
 
     // MARK: - Lanes
 
-    /// Sends every VM's queued lane work.
+    /// Sends the queued lane work of every VM touched since the last flush, and schedules the
+    /// ITS work any of them has left (only a touched VM can have gained some).
     func flushLaneWork() {
-        for key in dirty { registry.vms[key]?.operations.flush() }
-        dirty.removeAll(keepingCapacity: true)
-        if workTimer?.isActive == false, registry.vms.values.contains(where: Self.hasRunnableWork) {
-            workTimer?.start(timeout: 0)
+        var runnable = false
+        for key in dirty {
+            guard let vm = registry.vms[key] else { continue }
+            vm.operations.flush()
+            runnable = runnable || Self.hasRunnableWork(vm)
         }
+        dirty.removeAll(keepingCapacity: true)
+        if runnable, workTimer?.isActive == false { workTimer?.start(timeout: 0) }
     }
 
     /// A ticket for a lane request; `completion` runs on the loop thread with the reply.

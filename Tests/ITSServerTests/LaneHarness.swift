@@ -100,17 +100,9 @@ final class LaneHarness {
         }
     }
 
-    /// Writes commands into the queue and advances CWRITER (processing them).
+    /// Writes commands into the queue and advances CWRITER, which processes them at once.
     func run(_ commands: [ITSCommand]) {
-        var writer = its.cwriter
-        for command in commands {
-            let words = command.encoded
-            for (index, word) in [words.0, words.1, words.2, words.3].enumerated() {
-                try! memory.writeUInt64(word, at: GuestAddress(Self.commandQueue + writer + UInt64(index * 8)))
-            }
-            writer = (writer + 32) % (16 * 4096)
-        }
-        writeITS(ITS.Offset.cwriter, writer)
+        run(commands, waiting: false)
         precondition(its.creadr == its.cwriter && !its.stalled, "commands processed")
     }
 
