@@ -137,4 +137,21 @@ struct GuestDriver {
     }
 
     func errors(_ code: UInt32) -> UInt64 { gic.its.counters.commandErrors[code] ?? 0 }
+
+    /// Four vCPUs with LPIs 8192 ... 8199 configured; collections 0 -> vCPU 1 and 1 -> vCPU 2;
+    /// device 7 (8 EventID bits) with events 3 -> 8192 and 9 -> 8193; device 65000 (4 EventID bits,
+    /// ITT at 0x1800000) with event 0 -> 8194. The shared starting point of the save/restore and
+    /// snapshot fixtures.
+    static func withSampleMappings() -> GuestDriver {
+        var driver = GuestDriver(vcpus: 4)
+        for intid: UInt32 in 8192 ..< 8200 { driver.configure(intid) }
+        driver.run(mapc(0, vcpu: 1))
+        driver.run(mapc(1, vcpu: 2))
+        driver.run(mapd(7))
+        driver.run(mapti(7, 3, intid: 8192, collection: 0))
+        driver.run(mapti(7, 9, intid: 8193, collection: 1))
+        driver.run(mapd(65000, eventBits: 4, itt: GuestAddress(0x180_0000)))
+        driver.run(mapti(65000, 0, intid: 8194, collection: 1))
+        return driver
+    }
 }

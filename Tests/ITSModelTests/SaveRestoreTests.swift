@@ -357,15 +357,7 @@ func drainAll(_ gic: inout TestGIC) -> [[INTID]] {
     /// Collections 0 -> vCPU 1 and 1 -> vCPU 2; device 7 (8 EventID bits) with events 3 and 9;
     /// device 65000 (the last) with event 0. Saved, then the ITS disabled for the restore.
     static func savedState() throws -> GuestDriver {
-        var driver = GuestDriver(vcpus: 4)
-        for intid: UInt32 in 8192 ..< 8200 { driver.configure(intid) }
-        driver.run(GuestDriver.mapc(0, vcpu: 1))
-        driver.run(GuestDriver.mapc(1, vcpu: 2))
-        driver.run(GuestDriver.mapd(7))
-        driver.run(GuestDriver.mapti(7, 3, intid: 8192, collection: 0))
-        driver.run(GuestDriver.mapti(7, 9, intid: 8193, collection: 1))
-        driver.run(GuestDriver.mapd(65000, eventBits: 4, itt: itt65000))
-        driver.run(GuestDriver.mapti(65000, 0, intid: 8194, collection: 1))
+        var driver = GuestDriver.withSampleMappings()
         try driver.gic.saveTables()
         driver.gic.writeITS(ITS.Offset.ctlr, 0, width: .word)
         return driver

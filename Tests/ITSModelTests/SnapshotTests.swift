@@ -106,15 +106,7 @@ enum SnapshotFixture {
     /// translated once (cached) and pending; device 65000 with event 0 (8194); a direct LPI 8199
     /// pending at vCPU 3.
     static func source() throws -> TestGIC {
-        var driver = GuestDriver(vcpus: 4)
-        for intid: UInt32 in 8192 ..< 8200 { driver.configure(intid) }
-        driver.run(GuestDriver.mapc(0, vcpu: 1))
-        driver.run(GuestDriver.mapc(1, vcpu: 2))
-        driver.run(GuestDriver.mapd(7))
-        driver.run(GuestDriver.mapti(7, 3, intid: 8192, collection: 0))
-        driver.run(GuestDriver.mapti(7, 9, intid: 8193, collection: 1))
-        driver.run(GuestDriver.mapd(65000, eventBits: 4, itt: GuestAddress(0x180_0000)))
-        driver.run(GuestDriver.mapti(65000, 0, intid: 8194, collection: 1))
+        var driver = GuestDriver.withSampleMappings()
         driver.gic.inject(DeviceID(7), EventID(3))
         driver.gic.inject(DeviceID(7), EventID(9))
         driver.gic.writeRedistributor(VCPUIndex(3), Redistributor.Offset.setlpir, 8199)
