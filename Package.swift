@@ -11,6 +11,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // Pure architectural state of the GICv3 ITS and LPIs: standard library only.
@@ -26,9 +29,14 @@ let package = Package(
         // eventfd, memfd, file seals and CMSG helpers that Swift's Glibc module does not expose.
         .target(name: "CITSSupport"),
         // The libuv shell: listeners, connections, guest memory mappings, eventfds, lanes.
-        .target(name: "ITSServer", dependencies: ["ITSModel", "ITSWire", "CLibUV", "CITSSupport"]),
+        .target(name: "ITSServer", dependencies: [
+            "ITSModel", "ITSWire", "CLibUV", "CITSSupport",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Histogram", package: "hdrhistogram-swift"),
+        ]),
         .executableTarget(name: "itsd", dependencies: [
             "ITSServer", "CLibUV", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"), .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
         .executableTarget(name: "its-bench", dependencies: ["ITSModel", "ITSWire"]),
         .testTarget(name: "ITSModelTests", dependencies: ["ITSModel"]),

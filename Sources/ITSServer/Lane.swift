@@ -1,5 +1,7 @@
 import CITSSupport
 import Glibc
+import CLibUV
+import Histogram
 import ITSModel
 
 /// The vCPU worker lanes: N threads, each with its own libuv loop, owning the redistributors of the
@@ -39,6 +41,12 @@ final class LaneVM {
     /// The redistributors of the vCPUs this lane owns, by vCPU index.
     var redistributors: [UInt16: Redistributor]
     var notifyFDs: [UInt16: Int32] = [:]
+    /// When each pending LPI became pending (uv_hrtime), keyed by vCPU << 32 | INTID: the start
+    /// of its inject-to-acknowledge latency. An entry whose LPI stopped being pending otherwise
+    /// (DISCARD, a move) stays until the LPI is next made pending, which overwrites it.
+    var pendingSince: [UInt64: UInt64] = [:]
+    /// Made with the first acknowledge that has a latency (a histogram takes some 20 KiB).
+    var latency: Histogram<UInt64>?
 
     init(memory: MappedGuestMemory, redistributors: [Redistributor]) {
         self.memory = memory
@@ -68,6 +76,9 @@ final class LaneState {
     /// an INVALL during a sweep restarts it, and both are reported when it ends.
     private var reportWhenDone: [VCPUKey: Int] = [:]
     private var backgroundTimer: TimerHandle?
+    private let loop: EventLoop
+    /// The ``LaneWork/clock(_:)`` of the items being handled, read from the clock when none came.
+    private var batchClock: UInt64?
     static let workBudget = Redistributor.defaultWorkBudget
 
     struct VCPUKey: Hashable {
@@ -77,6 +88,7 @@ final class LaneState {
 
     init(replies: Mailbox<LoopWork>, loop: EventLoop) {
         self.replies = replies
+        self.loop = loop
         backgroundTimer = TimerHandle(loop: loop) { [unowned self] in self.continueBackgroundWork() }
     }
 
@@ -116,6 +128,7 @@ final class LaneState {
     }
 
     func handle(_ batch: inout [LaneWork]) {
+        batchClock = nil
         for work in batch {
             switch work {
             case let .attach(vm, memory, redistributors):
@@ -133,6 +146,10 @@ final class LaneState {
                 outgoing.append(.reply(ticket, serve(request, vm: vm, vcpu: vcpu)))
             case let .barrier(ticket):
                 outgoing.append(.reply(ticket, .done))
+            case .clock(let now):
+                batchClock = now
+            case let .statistics(vm, ticket):
+                outgoing.append(.reply(ticket, .statistics(statistics(of: vm))))
             }
         }
         flushOutgoing()
@@ -160,7 +177,7 @@ final class LaneState {
     }
 
     private func perform(_ operation: LPIOperation, vm: VMKey, vcpu: VCPUIndex) {
-        _ = withRedistributor(vm, vcpu) { redistributor, memory, edges in
+        let outcome: LPIPendOutcome? = withRedistributor(vm, vcpu) { redistributor, memory, edges in
             switch operation {
             case let .map(intid, epoch):
                 _ = redistributor.mapLPI(intid, epoch: epoch, memory: memory, sink: &edges)
@@ -169,11 +186,11 @@ final class LaneState {
             case let .unmapReportingPending(intid, target, epoch):
                 if redistributor.unmapLPI(intid) { outgoing.append(.movedPending(vm, intid, to: target, epoch: epoch)) }
             case .setPending(let intid):
-                _ = redistributor.setPending(intid, sink: &edges)
+                return redistributor.setPending(intid, sink: &edges)
             case let .setPendingIfMapped(intid, epoch):
-                _ = redistributor.setPendingIfMapped(intid, epoch: epoch, sink: &edges)
+                return redistributor.setPendingIfMapped(intid, epoch: epoch, sink: &edges)
             case .setPendingDirect(let intid):
-                _ = redistributor.setPendingDirect(intid, memory: memory, sink: &edges)
+                return redistributor.setPendingDirect(intid, memory: memory, sink: &edges)
             case .clearPending(let intid):
                 redistributor.clearPending(intid)
             case .invalidate(let intid):
@@ -187,7 +204,48 @@ final class LaneState {
                 if !taken.isEmpty { outgoing.append(.movedAllPending(vm, taken, to: target)) }
                 outgoing.append(.backgroundWorkDone(vm, vcpu))
             }
+            return nil
+        } ?? nil
+        if outcome == .madePending, case let .setPending(intid) = operation {
+            notePending(intid, vm: vm, vcpu: vcpu)
+        } else if outcome == .madePending, case let .setPendingIfMapped(intid, _) = operation {
+            notePending(intid, vm: vm, vcpu: vcpu)
+        } else if outcome == .madePending, case let .setPendingDirect(intid) = operation {
+            notePending(intid, vm: vm, vcpu: vcpu)
         }
+    }
+
+    private static func latencyKey(_ vcpu: VCPUIndex, _ intid: INTID) -> UInt64 {
+        UInt64(vcpu.rawValue) << 32 | UInt64(intid.rawValue)
+    }
+
+    /// An LPI became pending: its latency starts at the loop's clock for this batch.
+    private func notePending(_ intid: INTID, vm: VMKey, vcpu: VCPUIndex) {
+        let now = batchClock ?? uv_hrtime()
+        batchClock = now
+        vms[vm]?.pendingSince[Self.latencyKey(vcpu, intid)] = now
+    }
+
+    /// An LPI was acknowledged: its latency ends now.
+    private func noteAcknowledged(_ intid: INTID, vm: VMKey, vcpu: VCPUIndex) {
+        guard let state = vms[vm], let since = state.pendingSince.removeValue(forKey: Self.latencyKey(vcpu, intid)) else { return }
+        let now = uv_hrtime()
+        if state.latency == nil { state.latency = StatsReportBuilder.makeLatencyHistogram() }
+        _ = state.latency?.record(min(now >= since ? now - since : 0, StatsReportBuilder.latencyCeiling))
+    }
+
+    /// The statistics of `vm`'s redistributors here, or of every VM's.
+    private func statistics(of vm: VMKey?) -> LaneStatistics {
+        var result = LaneStatistics(idleNanoseconds: loop.idleTimeNanoseconds, vcpus: [],
+                                    latency: StatsReportBuilder.makeLatencyHistogram())
+        for (key, state) in vms where vm == nil || vm == key {
+            for redistributor in state.redistributors.values {
+                result.vcpus.append(VCPUStatistics(vm: key, vcpu: redistributor.vcpu, counters: redistributor.counters,
+                                                   pending: redistributor.pending.count, lpis: redistributor.lpis.count))
+            }
+            if let latency = state.latency { result.latency.add(latency) }
+        }
+        return result
     }
 
     private func serve(_ request: LaneRequest, vm: VMKey, vcpu: VCPUIndex) -> LaneReply {
@@ -207,7 +265,9 @@ final class LaneState {
             case .acknowledge(let mask):
                 let intid = redistributor.highestPriorityPending(priorityMask: mask)
                 let config = intid.flatMap { redistributor.lpis.load(UInt64($0.rawValue))?.config }
-                return .intid(redistributor.acknowledge(priorityMask: mask), config)
+                let acknowledged = redistributor.acknowledge(priorityMask: mask)
+                if acknowledged != .spurious { noteAcknowledged(acknowledged, vm: vm, vcpu: vcpu) }
+                return .intid(acknowledged, config)
             case let .pendingLPIs(from, limit):
                 return .pending(redistributor.pendingLPIs(from: from, limit: limit))
             case .setNotifyFD(let fd):

@@ -1,3 +1,4 @@
+import Histogram
 import ITSModel
 
 /// A VM's number inside the server (the protocol's VM id).
@@ -61,6 +62,7 @@ public enum LaneReply: Sendable {
     case pending(PendingPage)
     case done
     case redistributor(Redistributor)
+    case statistics(LaneStatistics)
     /// The VM or vCPU is not on this lane (destroyed while the request was queued).
     case gone
 }
@@ -76,6 +78,31 @@ public enum LaneWork: Sendable {
     case request(VMKey, VCPUIndex, LaneRequest, ticket: ReplyTicket)
     /// Answered once everything queued before it on this lane is done.
     case barrier(ticket: ReplyTicket)
+    /// When the loop queued the items that follow (uv_hrtime nanoseconds): the start of the
+    /// inject-to-acknowledge latency of the LPIs they make pending.
+    case clock(UInt64)
+    /// The lane's statistics for `vm` (every VM when nil), answered as ``LaneReply/statistics(_:)``.
+    case statistics(VMKey?, ticket: ReplyTicket)
+}
+
+/// What a lane reports for STATS.
+public struct LaneStatistics: Sendable {
+    /// Nanoseconds the lane's loop has spent waiting for work (uv_metrics_idle_time).
+    public var idleNanoseconds: UInt64
+    /// The redistributors of the VM (or every VM) on this lane.
+    public var vcpus: [VCPUStatistics]
+    /// Inject-to-acknowledge latencies of the LPIs acknowledged on this lane for the VM (or every VM).
+    public var latency: Histogram<UInt64>
+}
+
+/// One redistributor's counters and gauges.
+public struct VCPUStatistics: Sendable {
+    public var vm: VMKey
+    public var vcpu: VCPUIndex
+    public var counters: Redistributor.Counters
+    /// LPIs pending, and LPIs known (mapped or pending).
+    public var pending: Int
+    public var lpis: Int
 }
 
 /// What lanes send to the loop thread.

@@ -1,3 +1,4 @@
+import CLibUV
 import ITSModel
 
 /// ``RedistributorOperations`` for a VM whose redistributors live on lanes: each operation becomes
@@ -28,12 +29,15 @@ public struct LaneRedistributors: RedistributorOperations {
     }
 
     private mutating func queue(_ operation: LPIOperation, on vcpu: VCPUIndex) {
-        batches[lanes.laneIndex(of: vcpu)].append(.lpi(vm, vcpu, operation))
+        queue(.lpi(vm, vcpu, operation), for: vcpu)
     }
 
-    /// Queues an item for the lane owning `vcpu` in order with the LPI operations.
+    /// Queues an item for the lane owning `vcpu` in order with the LPI operations. A batch starts
+    /// with the time its first item was queued: where inject-to-acknowledge latencies start.
     public mutating func queue(_ work: LaneWork, for vcpu: VCPUIndex) {
-        batches[lanes.laneIndex(of: vcpu)].append(work)
+        let lane = lanes.laneIndex(of: vcpu)
+        if batches[lane].isEmpty { batches[lane].append(.clock(uv_hrtime())) }
+        batches[lane].append(work)
     }
 
     /// Sends every batch to its lane.

@@ -7,7 +7,9 @@ import ITSWire
 extension Server {
     func handle(_ frame: Frame, fds: [Int32], session: Session) {
         let opcode = frame.message.opcode
+        counters.requests &+= 1
         func fail(_ status: WireStatus, detail: UInt32 = 0, _ text: String = "") {
+            counters.errorReplies &+= 1
             fds.forEach { _ = close($0) }
             if frame.noReply, !session.capabilities.contains(.errorReports) { return }
             session.reply(Frame(.error(opcode, ErrorReport(status, detail: detail, text: text)), id: frame.messageID))
@@ -89,6 +91,7 @@ extension Server {
         case let .inject(id, device, event):
             guard let vm = attachedVM(id, session, fail) else { return }
             let result = vm.its.signal(DeviceID(device.rawValue), EventID(event.rawValue), redistributors: &vm.operations)
+            vm.msis.count(DeviceID(device.rawValue), injected: result.isSuccess, from: .inject)
             dirty.insert(vm.key)
             switch result {
             case .success: done(.done(.inject))
@@ -97,14 +100,17 @@ extension Server {
             }
         case .injectBatch(let batch):
             guard let vm = attachedVM(batch.vm, session, fail) else { return }
-            guard vm.its.enabled else { return fail(.itsDisabled) }
+            guard vm.its.enabled else {
+                batch.forEach { vm.msis.count(DeviceID($0.deviceID.rawValue), injected: false, from: .injectBatch) }
+                return fail(.itsDisabled)
+            }
             var injected: UInt32 = 0
             var blocked: UInt32 = 0
             batch.forEach { entry in
-                switch vm.its.signal(DeviceID(entry.deviceID.rawValue), EventID(entry.eventID.rawValue), redistributors: &vm.operations) {
-                case .success: injected += 1
-                case .failure: blocked += 1
-                }
+                let device = DeviceID(entry.deviceID.rawValue)
+                let result = vm.its.signal(device, EventID(entry.eventID.rawValue), redistributors: &vm.operations)
+                vm.msis.count(device, injected: result.isSuccess, from: .injectBatch)
+                if result.isSuccess { injected += 1 } else { blocked += 1 }
             }
             dirty.insert(vm.key)
             if frame.noReply {
@@ -159,6 +165,8 @@ extension Server {
             if updateIRQFD(key, mask: true, session: session, fail: fail) { done(.done(.mask)) }
         case .unmask(let key):
             if updateIRQFD(key, mask: false, session: session, fail: fail) { done(.done(.unmask)) }
+        case let .stats(id, includeSchema):
+            stats(id, includeSchema: includeSchema, session: session, frame: frame, fail: fail)
         default:
             fail(.internal, "\(opcode) is not served by this build of itsd yet")
         }

@@ -26,7 +26,8 @@ extension Server {
         }
         guard let binding = try? IRQFDBinding(fd: fds[0], device: pair.device, event: pair.event, masked: startMasked, loop: loop,
                                               signal: { [unowned self, unowned vm] device, event in
-                                                  vm.its.signal(device, event, redistributors: &vm.operations)
+                                                  let result = vm.its.signal(device, event, redistributors: &vm.operations)
+                                                  vm.msis.count(device, injected: result.isSuccess, from: .irqfd)
                                                   self.dirty.insert(vm.key)
                                                   self.flushLaneWork()
                                               })

@@ -35,8 +35,13 @@ extension Server {
         switch access.frame {
         case .its:
             if let value {
+                let blockedBefore = vm.its.counters.translationsBlocked &+ vm.its.counters.translaterWritesIgnored
                 let ignored = vm.its.mmioWrite(offset: access.offset, width: width, value: value, deviceID: DeviceID(deviceID),
                                                memory: vm.memory, redistributors: &vm.operations, budget: configuration.workBudget)
+                if access.offset == ITS.Offset.translater {
+                    let blocked = vm.its.counters.translationsBlocked &+ vm.its.counters.translaterWritesIgnored != blockedBefore
+                    vm.msis.count(DeviceID(deviceID), injected: !blocked, from: .translater)
+                }
                 dirty.insert(vm.key)
                 reply(answer(ignored.map { .failure($0) } ?? .success(0)))
             } else {

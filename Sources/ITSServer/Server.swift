@@ -40,6 +40,8 @@ public final class Server {
     private var graceTimer: TimerHandle?
     /// Runs ITS work left over from budgets, one budget per VM per turn.
     private var workTimer: TimerHandle?
+    /// The server's own statistics.
+    var counters = ServerCounters()
 
     public init(configuration: Configuration, loop: EventLoop = EventLoop()) throws(SystemError) {
         self.configuration = configuration
@@ -74,6 +76,7 @@ public final class Server {
     }
 
     private func accept(_ fd: Int32, _ peer: PeerCredentials) {
+        counters.connectionsAccepted += 1
         let id = nextConnection
         nextConnection += 1
         guard let connection = try? Connection(id: id, fd: fd, peer: peer, loop: loop,

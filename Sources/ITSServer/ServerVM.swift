@@ -19,6 +19,8 @@ public final class ServerVM {
     public private(set) var orphanedAt: UInt64?
     /// Bound eventfds by (DeviceID, EventID).
     var irqfds: [IRQFDKeyPair: IRQFDBinding] = [:]
+    /// MSIs by source, outcome and device (STATS).
+    var msis = MSIStatistics()
     public static let maximumIRQFDs = 4096
 
     init(key: VMKey, token: VMToken, config: VMConfig, lanes: LaneGroup, maximumRegions: Int) {

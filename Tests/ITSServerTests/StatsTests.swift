@@ -1,0 +1,103 @@
+import CITSSupport
+import Glibc
+import ITSModel
+import ITSWire
+import Testing
+@testable import ITSServer
+
+/// STATS over a real socket: the counters of a VM, its vCPUs and devices follow the traffic; the
+/// whole server reports its own; the schema id names the set of statistics.
+@Suite(.serialized) struct StatsTests {
+    @Test func countersFollowTheTraffic() throws {
+        let path = temporarySocketPath("stats")
+        let server = try Server(configuration: .init(socketPath: path, lanes: 2))
+        let log = StatsLog()
+        runLoop(server.loop) {
+            guard let client = TestClient(path: path) else { return }
+            let vm = ClientVM(client: client)
+            _ = vm.call(.hello(Hello(capabilities: .defined, limits: .defaults)))
+            guard case let .createVMReply(id, _)? = vm.call(.createVM(VMConfig(vcpuCount: 2, deviceIDBits: 16, eventIDBits: 16, intidBits: 16)))?.message else { return }
+            vm.vm = id
+            _ = vm.call(.addMemRegion(MemRegion(vm: id, guestAddress: 0, size: UInt64(ClientVM.ramSize), fileOffset: 0)), fds: [vm.memfd])
+            _ = vm.programGuest()
+            log.before = vm.call(.stats(id, includeSchema: true))
+            for event: UInt32 in [0, 1, 2, 0] {
+                _ = vm.call(.inject(id, Wire.DeviceID(rawValue: 7), Wire.EventID(rawValue: event)))
+            }
+            _ = vm.call(.inject(id, Wire.DeviceID(rawValue: 9), Wire.EventID(rawValue: 0)))
+            _ = vm.call(.injectBatch(InjectBatch(vm: id, entries: [InjectEntry(deviceID: Wire.DeviceID(rawValue: 7), eventID: Wire.EventID(rawValue: 3)),
+                                                                    InjectEntry(deviceID: Wire.DeviceID(rawValue: 7), eventID: Wire.EventID(rawValue: 99))])))
+            _ = vm.mmioWrite(.its, ITS.Offset.translater, 1, width: .word, device: 7)
+            log.acked = vm.drain(1)
+            log.after = vm.call(.stats(id, includeSchema: true))
+            log.again = vm.call(.stats(id, includeSchema: false))
+            log.server = vm.call(.stats(.all, includeSchema: true))
+            log.unknown = vm.call(.stats(VMID(rawValue: 4242), includeSchema: false))
+        }
+        server.stop()
+
+        #expect(log.acked == [8192, 8193, 8194, 8195])
+        let before = try #require(log.before.flatMap(StatsLog.values))
+        let after = try #require(log.after.flatMap(StatsLog.values))
+        #expect(before["its_commands_total"] == .counter(6), "MAPC, MAPD and four MAPTI")
+        #expect(before["msis_injected_total"] == .counter(0))
+        #expect(before["device_7_msis_injected_total"] == nil, "a device appears with its first MSI")
+        #expect(after["msis_inject_total"] == .counter(5))
+        #expect(after["msis_inject_batch_total"] == .counter(2))
+        #expect(after["msis_translater_total"] == .counter(1))
+        #expect(after["msis_injected_total"] == .counter(6))
+        #expect(after["msis_blocked_total"] == .counter(2))
+        #expect(after["device_7_msis_injected_total"] == .counter(6))
+        #expect(after["device_7_msis_blocked_total"] == .counter(1), "event 99 of device 7 is not mapped")
+        #expect(after["device_9_msis_blocked_total"] == nil, "device 9 is not mapped: counted in the VM's totals only")
+        #expect(after["vcpu_1_lpis_delivered_total"] == .counter(4))
+        #expect(after["vcpu_1_lpis_coalesced_total"] == .counter(2), "event 0 twice and event 1 by TRANSLATER while pending")
+        #expect(after["vcpu_1_lpis_acknowledged_total"] == .counter(4))
+        #expect(after["vcpu_0_lpis_delivered_total"] == .counter(0))
+        #expect(after["lpis_acknowledged_total"] == .counter(4))
+        #expect(after["vcpu_1_lpis_known"] == .gauge(4))
+        #expect(after["lpis_pending"] == .gauge(0))
+        #expect(after["translation_cache_hits_total"] == .counter(2), "event 0 and event 1 again")
+        #expect(after["translation_cache_misses_total"] == .counter(6), "events 0 to 3 once each, and the two that found no mapping")
+        #expect(after["events_mapped"] == .gauge(4))
+        if case let .histogram(count, _, buckets)? = after["inject_to_ack_latency_ns"] {
+            #expect(count == 4, "one latency per acknowledged LPI")
+            #expect(buckets.reduce(0, +) == count)
+            #expect(buckets.count == StatsReportBuilder.latencyBounds.count + 1)
+        } else {
+            Issue.record("inject_to_ack_latency_ns missing")
+        }
+        // The schema id names the set of statistics: a new device changes it, a repeat does not.
+        let beforeReport = try #require(StatsLog.report(log.before))
+        let afterReport = try #require(StatsLog.report(log.after))
+        let againReport = try #require(StatsLog.report(log.again))
+        #expect(beforeReport.schemaID != afterReport.schemaID)
+        #expect(againReport.schemaID == afterReport.schemaID && againReport.schema == nil)
+        #expect(againReport.values.count == afterReport.values.count)
+        // The whole server: its own statistics, and the VM statistics summed.
+        let whole = try #require(log.server.flatMap(StatsLog.values))
+        #expect(whole["connections"] == .gauge(1))
+        #expect(whole["vms"] == .gauge(1))
+        #expect(whole["lane_1_queue_depth"] != nil && whole["lane_1_idle_ns_total"] != nil)
+        #expect(whole["msis_injected_total"] == .counter(6))
+        #expect(whole["vcpu_1_lpis_delivered_total"] == nil, "per-vCPU statistics only for one VM")
+        #expect(whole["requests_total"].map { if case .counter(let n) = $0 { n >= 15 } else { false } } == true)
+        #expect(log.unknown?.status == .noSuchVM)
+    }
+}
+
+final class StatsLog: @unchecked Sendable {
+    var before, after, again, server, unknown: Frame?
+    var acked: [UInt32] = []
+
+    static func report(_ frame: Frame?) -> StatsReport? {
+        guard case .statsReply(let report)? = frame?.message else { return nil }
+        return report
+    }
+
+    /// Values by name, from a reply that carries its schema.
+    static func values(_ frame: Frame) -> [String: StatValue]? {
+        guard let report = report(frame), let schema = report.schema else { return nil }
+        return Dictionary(uniqueKeysWithValues: zip(schema.map(\.name), report.values))
+    }
+}
