@@ -35,7 +35,7 @@ extension ITS {
     }
 
     /// The (DeviceID, EventID) of an ``eventKey(_:_:)``.
-    func splitEventKey(_ key: UInt64) -> (device: DeviceID, event: EventID) {
+    public func splitEventKey(_ key: UInt64) -> (device: DeviceID, event: EventID) {
         let bits = UInt64(configuration.eventIDBits)
         return (DeviceID(UInt32(truncatingIfNeeded: key >> bits)), EventID(UInt32(truncatingIfNeeded: key & ((1 << bits) - 1))))
     }

@@ -276,6 +276,19 @@ final class LaneState {
                 return .done
             case .snapshot:
                 return .redistributor(redistributor)
+            case let .lpis(from, limit):
+                var page: [LPIListing] = []
+                var next: INTID?
+                redistributor.lpis.forEach(in: UInt64(from.rawValue) ... .max) { key, record in
+                    let intid = INTID(UInt32(truncatingIfNeeded: key))
+                    guard page.count < limit else {
+                        next = intid
+                        return false
+                    }
+                    page.append(LPIListing(intid: intid, config: record.config, pending: redistributor.pending.contains(key)))
+                    return true
+                }
+                return .lpis(page, next: next)
             }
         }
         if reply == nil, case .setNotifyFD(let fd?) = request { close(fd) }

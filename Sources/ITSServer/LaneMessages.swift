@@ -50,6 +50,15 @@ public enum LaneRequest: Hashable, Sendable {
     case setNotifyFD(Int32?)
     /// The vCPU's redistributor, for a snapshot.
     case snapshot
+    /// Up to `limit` LPIs known here from `from` on, for DUMP.
+    case lpis(from: INTID, limit: Int)
+}
+
+/// An LPI as DUMP lists it.
+public struct LPIListing: Sendable {
+    public var intid: INTID
+    public var config: LPIConfig
+    public var pending: Bool
 }
 
 /// A lane's answer to a ``LaneRequest``.
@@ -63,6 +72,8 @@ public enum LaneReply: Sendable {
     case done
     case redistributor(Redistributor)
     case statistics(LaneStatistics)
+    /// A page of LPIs and the INTID to continue from, if any.
+    case lpis([LPIListing], next: INTID?)
     /// The VM or vCPU is not on this lane (destroyed while the request was queued).
     case gone
 }

@@ -165,6 +165,8 @@ extension Server {
             if updateIRQFD(key, mask: true, session: session, fail: fail) { done(.done(.mask)) }
         case .unmask(let key):
             if updateIRQFD(key, mask: false, session: session, fail: fail) { done(.done(.unmask)) }
+        case let .dump(id, section, cursor, maxEntries):
+            dump(id, section, cursor: cursor, maxEntries: maxEntries, session: session, frame: frame, fail: fail)
         case let .stats(id, includeSchema):
             stats(id, includeSchema: includeSchema, session: session, frame: frame, fail: fail)
         default:

@@ -42,6 +42,8 @@ public final class Server {
     private var workTimer: TimerHandle?
     /// The server's own statistics.
     var counters = ServerCounters()
+    /// DUMP cursors and snapshot images, by connection.
+    var transfers: [UInt64: ConnectionTransfers] = [:]
 
     public init(configuration: Configuration, loop: EventLoop = EventLoop()) throws(SystemError) {
         self.configuration = configuration
@@ -94,6 +96,7 @@ public final class Server {
         connection.onFramesHandled = { [unowned self] _ in self.flushLaneWork() }
         connection.onClose = { [unowned self] connection in
             self.sessions[connection.id] = nil
+            self.transfers[connection.id] = nil
             self.registry.connectionClosed(connection.id, now: uv_now(self.loop.pointer))
         }
     }
