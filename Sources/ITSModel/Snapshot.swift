@@ -5,12 +5,14 @@
 /// and re-attachment carry. Guest memory (the tables, the command queue) is not in it: it travels
 /// with the VM's RAM.
 ///
-/// The snapshot holds no bytes: turning it into bytes, and back, is the protocol layer's work, which
-/// writes ``version`` first. Every collection in it is an array sorted by its identifiers, with no
-/// duplicates, so that two snapshots of the same state are equal.
+/// Its byte image, ``image()`` and ``init(image:)`` (SnapshotImage.swift), is what SNAPSHOT_VM and
+/// RESTORE_VM carry (Protocol/PROTOCOL.md 6.19): a magic, ``version``, every field, a checksum.
+/// Every collection in it is an array sorted by its identifiers, with no duplicates, so that two
+/// snapshots of the same state are equal, and so have the same image.
 public struct VGICSnapshot: Hashable, Sendable {
-    /// The layout of this value. A restore accepts only this version; a change to any field of the
-    /// snapshot, or to what a field means, bumps it.
+    /// The layout of this value, and the format version of its image. A restore, and decoding an
+    /// image, accept only this version; a change to any field of the snapshot, to what a field
+    /// means, or to how the image encodes it, bumps it.
     public static let version = 1
 
     /// The version the snapshot was taken with.
