@@ -165,3 +165,8 @@ extension ITS {
         return low ... low | ((1 << UInt64(configuration.eventIDBits)) - 1)
     }
 }
+
+extension ITS.Counters {
+    /// Every counter zero.
+    public static let zero = ITS.Counters()
+}

@@ -191,7 +191,7 @@ extension VirtualGIC {
     /// and reporting to `sink`, which is told of every vCPU that has a deliverable LPI.
     /// - Context: the thread that will own the VM.
     public init(restoring snapshot: VGICSnapshot, memory: Memory, sink: Sink) throws(VGICSnapshot.RestoreError) {
-        let (its, restored) = try Self.validate(snapshot)
+        let (its, restored) = try snapshot.restoredParts()
         self.init(its.configuration, memory: memory, sink: sink)
         self.its = its
         redistributors.redistributors = restored
@@ -207,21 +207,30 @@ extension VirtualGIC {
         guard snapshot.its.configuration == its.configuration,
               snapshot.redistributors.map(\.configuration) == redistributors.redistributors.map(\.configuration)
         else { throw .configurationMismatch }
-        let (its, restored) = try Self.validate(snapshot)
+        let (its, restored) = try snapshot.restoredParts()
         self.its = its
         redistributors.redistributors = restored
         notifyDeliverableVCPUs()
     }
 
-    /// Builds the parts of `snapshot` and checks that they fit together.
-    static func validate(_ snapshot: VGICSnapshot) throws(VGICSnapshot.RestoreError) -> (ITS, [Redistributor]) {
-        guard snapshot.version == VGICSnapshot.version else { throw .unsupportedVersion(snapshot.version) }
-        let its = try ITS(restoring: snapshot.its)
-        let count = snapshot.redistributors.count
+    mutating func notifyDeliverableVCPUs() {
+        for redistributor in redistributors.redistributors where redistributor.deliverableCount > 0 {
+            redistributors.sink.lpiBecameDeliverable(on: redistributor.vcpu)
+        }
+    }
+}
+
+extension VGICSnapshot {
+    /// The ITS and the redistributors (in vCPU order) this snapshot describes, each checked and
+    /// checked to fit together: what a restore installs, whichever threads then own the parts.
+    public func restoredParts() throws(RestoreError) -> (ITS, [Redistributor]) {
+        guard version == VGICSnapshot.version else { throw .unsupportedVersion(version) }
+        let its = try ITS(restoring: self.its)
+        let count = redistributors.count
         guard count == its.configuration.vcpuCount else { throw .redistributorCount(count) }
         var restored: [Redistributor] = []
         restored.reserveCapacity(count)
-        for (index, state) in snapshot.redistributors.enumerated() {
+        for (index, state) in redistributors.enumerated() {
             let configuration = state.configuration
             guard Int(configuration.vcpu.rawValue) == index, configuration.isLast == (index == count - 1),
                   configuration.intidBits == its.configuration.intidBits
@@ -229,11 +238,5 @@ extension VirtualGIC {
             restored.append(try Redistributor(restoring: state))
         }
         return (its, restored)
-    }
-
-    mutating func notifyDeliverableVCPUs() {
-        for redistributor in redistributors.redistributors where redistributor.deliverableCount > 0 {
-            redistributors.sink.lpiBecameDeliverable(on: redistributor.vcpu)
-        }
     }
 }

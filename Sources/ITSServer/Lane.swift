@@ -137,6 +137,11 @@ final class LaneState {
                 } else {
                     vms[vm] = LaneVM(memory: memory, redistributors: redistributors)
                 }
+                // A restored redistributor may hold deliverable LPIs: its vCPU is told, as on an edge.
+                for redistributor in redistributors {
+                    if redistributor.deliverableCount > 0 { notify(vms[vm]!, vm: vm, vcpu: redistributor.vcpu) }
+                    track(vm, redistributor.vcpu, pending: redistributor.hasPendingWork, report: false)
+                }
             case let .detach(vm, ticket):
                 vms[vm] = nil
                 if let ticket { outgoing.append(.reply(ticket, .done)) }
@@ -184,7 +189,8 @@ final class LaneState {
             case .unmap(let intid):
                 redistributor.unmapLPI(intid)
             case let .unmapReportingPending(intid, target, epoch):
-                if redistributor.unmapLPI(intid) { outgoing.append(.movedPending(vm, intid, to: target, epoch: epoch)) }
+                let wasPending = redistributor.unmapLPI(intid)
+                outgoing.append(.moved(vm, intid, to: target, epoch: epoch, wasPending: wasPending))
             case .setPending(let intid):
                 return redistributor.setPending(intid, sink: &edges)
             case let .setPendingIfMapped(intid, epoch):

@@ -23,8 +23,8 @@ public enum LPIOperation: Hashable, Sendable {
     /// Map, tagging the mapping with `epoch` (see ``LPIRecord``).
     case map(INTID, epoch: UInt16)
     case unmap(INTID)
-    /// The source half of a move: unmap here and, if the LPI was pending, report it to the loop,
-    /// which queues ``setPendingIfMapped(_:epoch:)`` to the target.
+    /// The source half of a move: unmap here and report whether the LPI was pending to the loop,
+    /// which then queues ``setPendingIfMapped(_:epoch:)`` to the target.
     case unmapReportingPending(INTID, to: VCPUIndex, epoch: UInt16)
     case setPending(INTID)
     /// The target half of a move: pending only if the mapping still carries `epoch`.
@@ -122,8 +122,9 @@ public enum LoopWork: Sendable {
     /// `vcpu` of `vm` went from nothing deliverable to something deliverable (for clients that
     /// subscribed to in-band notifications).
     case deliverable(VMKey, VCPUIndex)
-    /// A moved LPI was pending at its source; the loop queues the target half of the move.
-    case movedPending(VMKey, INTID, to: VCPUIndex, epoch: UInt16)
+    /// The source half of a move is done; if the LPI was pending there, the loop queues the target
+    /// half. Sent for every move, so that the loop knows when none is in flight (snapshots).
+    case moved(VMKey, INTID, to: VCPUIndex, epoch: UInt16, wasPending: Bool)
     /// MOVALL's source took these pending LPIs; the loop makes them pending at `to`.
     case movedAllPending(VMKey, [INTID], to: VCPUIndex)
     /// An INVALL or MOVALL at `vcpu` is complete (a SYNC waiting for it may go on).

@@ -7,7 +7,7 @@ import ITSModel
 ///
 /// A move (MOVI, MAPC) is a "map with a new epoch" queued to the target's lane and an "unmap,
 /// reporting whether it was pending" queued to the source's lane; the report comes back to the loop
-/// (``pendingMoved(_:to:epoch:)``), which queues the pending state to the target behind everything
+/// (``moved(_:to:epoch:wasPending:)``), which queues the pending state to the target behind everything
 /// queued there meanwhile, applied only if the mapping still has that epoch (docs/ARCHITECTURE.md).
 /// - Context: the loop thread.
 public struct LaneRedistributors: RedistributorOperations {
@@ -19,6 +19,8 @@ public struct LaneRedistributors: RedistributorOperations {
     private var epoch: UInt16 = 0
     /// Per vCPU, the INVALLs and MOVALLs queued whose completion the lane has not reported yet.
     private var backgroundWork: [Int]
+    /// Moves whose source half the lane has not reported yet.
+    private var movesInFlight = 0
 
     public init(vm: VMKey, vcpuCount: Int, lanes: LaneGroup) {
         self.vm = vm
@@ -57,14 +59,21 @@ public struct LaneRedistributors: RedistributorOperations {
     public mutating func moveLPI(_ intid: INTID, from source: VCPUIndex, to target: VCPUIndex) {
         guard source != target else { return }
         epoch &+= 1
+        movesInFlight += 1
         queue(.map(intid, epoch: epoch), on: target)
         queue(.unmapReportingPending(intid, to: target, epoch: epoch), on: source)
     }
 
-    /// The source of a move reported the LPI pending: queue the target half.
-    public mutating func pendingMoved(_ intid: INTID, to target: VCPUIndex, epoch: UInt16) {
-        queue(.setPendingIfMapped(intid, epoch: epoch), on: target)
+    /// The source of a move is done with it: if the LPI was pending there, queue the target half.
+    public mutating func moved(_ intid: INTID, to target: VCPUIndex, epoch: UInt16, wasPending: Bool) {
+        movesInFlight = max(0, movesInFlight - 1)
+        if wasPending { queue(.setPendingIfMapped(intid, epoch: epoch), on: target) }
     }
+
+    /// Whether nothing queued to the lanes will send work back to the loop: no move's source half
+    /// unanswered, no INVALL or MOVALL unfinished. A snapshot of the lanes' state taken then holds
+    /// every pending LPI exactly once.
+    public var isQuiescent: Bool { movesInFlight == 0 && !backgroundWork.contains { $0 > 0 } }
 
     /// MOVALL's source took these pending LPIs: make them pending at the target, as direct LPIs
     /// where no mapping routes them there.

@@ -36,6 +36,9 @@ struct MSIStatistics {
     /// MSIs whose device found no room in the table.
     private(set) var devicesNotTracked: UInt64 = 0
 
+    /// Whether any MSI was counted.
+    var any: Bool { injected != 0 || blocked != 0 }
+
     @inline(__always)
     mutating func count(_ device: DeviceID, injected wasInjected: Bool, from source: MSISource) {
         bySource[source.rawValue] &+= 1

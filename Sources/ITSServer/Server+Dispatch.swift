@@ -43,7 +43,9 @@ extension Server {
             done(.pingReply(nonce: nonce))
         case .createVM(let config):
             switch registry.create(config, by: session.connection.id) {
-            case .success(let vm): done(.createVMReply(VMID(rawValue: vm.key.rawValue), token: vm.token))
+            case .success(let vm):
+                configuration.logger.info("VM \(vm.key) created: \(config.vcpuCount) vCPUs, DeviceID bits \(config.deviceIDBits), EventID bits \(config.eventIDBits), INTID bits \(config.intidBits)")
+                done(.createVMReply(VMID(rawValue: vm.key.rawValue), token: vm.token))
             case .failure(let failure): fail(status(of: failure))
             }
         case let .attachVM(id, token):
@@ -52,8 +54,12 @@ extension Server {
             case .failure(let failure): fail(status(of: failure), detail: id.rawValue)
             }
         case .destroyVM(let id):
+            if let vm = registry.vms[VMKey(id.rawValue)], vm.commandsHeld, vm.attached.contains(session.connection.id) {
+                return fail(.busy, detail: 0, "a snapshot of this VM is being captured")
+            }
             switch registry.destroy(VMKey(id.rawValue), by: session.connection.id) {
             case .success:
+                configuration.logger.info("VM \(id.rawValue) destroyed by connection \(session.connection.id)")
                 done(.done(.destroyVM))
                 vmGone(VMKey(id.rawValue), .destroyed)
             case .failure(let failure): fail(status(of: failure), detail: id.rawValue)
@@ -165,6 +171,10 @@ extension Server {
             if updateIRQFD(key, mask: true, session: session, fail: fail) { done(.done(.mask)) }
         case .unmask(let key):
             if updateIRQFD(key, mask: false, session: session, fail: fail) { done(.done(.unmask)) }
+        case let .snapshotVM(id, offset, maxBytes):
+            snapshotVM(id, offset: offset, maxBytes: maxBytes, session: session, frame: frame, fail: fail)
+        case .restoreVM(let chunk):
+            restoreVM(chunk, session: session, frame: frame, fail: fail)
         case let .dump(id, section, cursor, maxEntries):
             dump(id, section, cursor: cursor, maxEntries: maxEntries, session: session, frame: frame, fail: fail)
         case let .stats(id, includeSchema):

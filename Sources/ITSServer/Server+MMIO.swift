@@ -12,6 +12,7 @@ extension Server {
               fail: (WireStatus, UInt32, String) -> Void)
     {
         guard let vm = attachedVM(access.vm, session, fail) else { return }
+        if value != nil { vm.guestHasRun = true }
         let bytes = UInt64(access.width.rawValue)
         guard access.offset < Self.mmioFrameSize, access.offset % bytes == 0 else {
             return fail(.badMMIOOffset, UInt32(truncatingIfNeeded: access.offset), "")
@@ -37,7 +38,8 @@ extension Server {
             if let value {
                 let blockedBefore = vm.its.counters.translationsBlocked &+ vm.its.counters.translaterWritesIgnored
                 let ignored = vm.its.mmioWrite(offset: access.offset, width: width, value: value, deviceID: DeviceID(deviceID),
-                                               memory: vm.memory, redistributors: &vm.operations, budget: configuration.workBudget)
+                                               memory: vm.memory, redistributors: &vm.operations, budget: workBudget(for: vm))
+                reportGuestErrors(vm)
                 if access.offset == ITS.Offset.translater {
                     let blocked = vm.its.counters.translationsBlocked &+ vm.its.counters.translaterWritesIgnored != blockedBefore
                     vm.msis.count(DeviceID(deviceID), injected: !blocked, from: .translater)

@@ -2,6 +2,7 @@ import CLibUV
 import Glibc
 import ITSModel
 import ITSWire
+import Logging
 
 /// itsd: the loop thread's objects — the Unix listener, the client sessions, the VM registry with
 /// each VM's ITS — and the vCPU lanes (docs/ARCHITECTURE.md).
@@ -17,6 +18,11 @@ public final class Server {
         public var maximumVMs = 256
         /// Units of ITS work one loop turn does for one VM before other clients are served.
         public var workBudget = ITS.defaultWorkBudget
+        /// The largest snapshot image RESTORE_VM accepts.
+        public var maximumSnapshotBytes = 1 << 30
+        public var logger = Logger(label: "itsd")
+        /// Guest-error log messages per VM per 10 s (the rest are counted and summed up).
+        public var guestErrorLogBurst = 20
 
         public init(socketPath: String, lanes: Int) {
             self.socketPath = socketPath
@@ -55,7 +61,10 @@ public final class Server {
             [unowned self] fd, peer in self.accept(fd, peer)
         }
         graceTimer = TimerHandle(loop: loop) { [unowned self] in
-            for key in self.registry.expire(now: uv_now(self.loop.pointer)) { self.vmGone(key, .graceExpired) }
+            for key in self.registry.expire(now: uv_now(self.loop.pointer)) {
+                self.configuration.logger.info("VM \(key) destroyed: no client re-attached within the grace period")
+                self.vmGone(key, .graceExpired)
+            }
         }
         graceTimer?.start(timeout: 1000, repeat: 1000)
         workTimer = TimerHandle(loop: loop) { [unowned self] in self.continueITSWork() }
@@ -89,6 +98,7 @@ public final class Server {
         }
         let session = Session(connection: connection)
         sessions[id] = session
+        configuration.logger.debug("connection \(id) from pid \(peer.pid) uid \(peer.uid) gid \(peer.gid)")
         // The closures hold the session weakly: the session owns the connection, which owns them.
         connection.onFrame = { [unowned self, weak session] _, frame, fds in
             if let session { self.handle(frame, fds: fds, session: session) } else { fds.forEach { _ = close($0) } }
@@ -97,6 +107,7 @@ public final class Server {
         connection.onClose = { [unowned self] connection in
             self.sessions[connection.id] = nil
             self.transfers[connection.id] = nil
+            self.configuration.logger.debug("connection \(connection.id) closed")
             self.registry.connectionClosed(connection.id, now: uv_now(self.loop.pointer))
         }
     }
@@ -131,8 +142,8 @@ public final class Server {
                 awaiting.removeValue(forKey: ticket)?(reply)
             case let .deliverable(key, vcpu):
                 notifySubscribers(key, vcpu)
-            case let .movedPending(key, intid, target, epoch):
-                registry.vms[key]?.operations.pendingMoved(intid, to: target, epoch: epoch)
+            case let .moved(key, intid, target, epoch, wasPending):
+                registry.vms[key]?.operations.moved(intid, to: target, epoch: epoch, wasPending: wasPending)
                 dirty.insert(key)
             case let .movedAllPending(key, intids, target):
                 registry.vms[key]?.operations.allPendingMoved(intids, to: target)
@@ -141,11 +152,29 @@ public final class Server {
                 guard let vm = registry.vms[key] else { continue }
                 vm.operations.backgroundWorkDone(on: vcpu)
                 // A SYNC may have been waiting for exactly this.
-                _ = vm.its.processCommands(budget: configuration.workBudget, memory: vm.memory, redistributors: &vm.operations)
+                _ = vm.its.processCommands(budget: workBudget(for: vm), memory: vm.memory, redistributors: &vm.operations)
+                reportGuestErrors(vm)
                 dirty.insert(key)
             }
         }
+        for key in dirty {
+            if let vm = registry.vms[key], vm.captureWaiting != nil { startCaptureIfQuiescent(vm) }
+        }
         flushLaneWork()
+    }
+
+    /// Logs, rate-limited, what the VM's guest did wrong at its ITS since the last report.
+    func reportGuestErrors(_ vm: ServerVM) {
+        vm.guestErrors.report(vm.its.counters, vm: vm.key, now: uv_now(loop.pointer), burst: configuration.guestErrorLogBurst,
+                              logger: configuration.logger)
+    }
+
+    /// The ITS work a VM may do now: none while a snapshot is captured.
+    func workBudget(for vm: ServerVM) -> Int { vm.commandsHeld ? 0 : configuration.workBudget }
+
+    /// Schedules the ITS work a VM was held from.
+    func resumeITSWork(_ vm: ServerVM) {
+        if Self.hasRunnableWork(vm), workTimer?.isActive == false { workTimer?.start(timeout: 0) }
     }
 
     /// A VM was destroyed: EVENT_VM_GONE to the sessions that subscribed to it, and no more work.
@@ -174,8 +203,9 @@ public final class Server {
     /// One budget of ITS work for each VM that has some, then again on the next turn if needed.
     private func continueITSWork() {
         var more = false
-        for vm in registry.vms.values where vm.its.hasPendingWork {
+        for vm in registry.vms.values where vm.its.hasPendingWork && !vm.commandsHeld {
             _ = vm.its.processCommands(budget: configuration.workBudget, memory: vm.memory, redistributors: &vm.operations)
+            reportGuestErrors(vm)
             dirty.insert(vm.key)
             more = more || Self.hasRunnableWork(vm)
         }

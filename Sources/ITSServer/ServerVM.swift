@@ -21,6 +21,18 @@ public final class ServerVM {
     var irqfds: [IRQFDKeyPair: IRQFDBinding] = [:]
     /// MSIs by source, outcome and device (STATS).
     var msis = MSIStatistics()
+    /// Guest errors at the ITS, logged with a rate limit.
+    var guestErrors = GuestErrorLog()
+    /// A SNAPSHOT_VM capture waiting for the lanes to owe the loop nothing.
+    var captureWaiting: (() -> Void)?
+    /// A capture has asked the lanes for their redistributors and waits for them.
+    var capturing = false
+    /// While a capture is waiting or under way the ITS takes no commands: they are the only source
+    /// of work that crosses back from the lanes (see Server+Snapshot.swift).
+    var commandsHeld: Bool { captureWaiting != nil || capturing }
+    /// An MMIO write or an MSI reached the VM: RESTORE_VM is no longer allowed.
+    var guestHasRun = false
+    var hasNotRun: Bool { !guestHasRun && !msis.any && !its.enabled && its.devices.isEmpty && its.collections.isEmpty }
     public static let maximumIRQFDs = 4096
 
     init(key: VMKey, token: VMToken, config: VMConfig, lanes: LaneGroup, maximumRegions: Int) {
