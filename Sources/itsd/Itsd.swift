@@ -1,16 +1,25 @@
 import ArgumentParser
 import Glibc
 import ITSServer
+import Logging
 
-/// itsd: the GICv3 ITS and LPI server. Exit codes: 0 after a clean shutdown (SIGINT or SIGTERM),
-/// 1 when it cannot start (the socket cannot be bound, bad options).
+/// itsd: the GICv3 ITS and LPI server. Exit codes (docs/OPERATIONS.md): 0 after a clean shutdown
+/// (SIGINT or SIGTERM), 1 when it cannot start (the socket cannot be bound), 64 for bad options,
+/// 78 for a configuration file that cannot be read or is invalid.
 @main
 struct Itsd: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "itsd",
         abstract: "Emulates the Arm GICv3 Interrupt Translation Service and LPIs for virtual machines.",
-        discussion: "Listens on a Unix socket for VMMs, device back-ends and itsctl (Protocol/PROTOCOL.md)."
+        discussion: """
+        Listens on a Unix socket for VMMs, device back-ends and itsctl (Protocol/PROTOCOL.md). Settings come \
+        from --config (TOML; deploy/itsd.toml is a commented sample), and a flag wins over the file.
+        Exit codes: 0 clean shutdown, 1 cannot start, 64 bad options, 78 bad configuration file.
+        """
     )
+
+    @Option(name: .long, help: "A TOML configuration file (keys as in deploy/itsd.toml).")
+    var config: String?
 
     @Option(name: .long, help: "The Unix socket to listen on (default: $ITSD_SOCKET, or /run/itsd/itsd.sock as root, else /tmp/itsd-UID.sock).")
     var socket: String?
@@ -18,17 +27,20 @@ struct Itsd: ParsableCommand {
     @Option(name: .long, help: "vCPU worker lanes (threads); default one per core.")
     var lanes: Int?
 
-    @Option(name: .long, help: "Seconds a VM whose clients all disconnected is kept for re-attachment.")
-    var gracePeriod: Double = 60
+    @Option(name: .long, help: "Seconds a VM whose clients all disconnected is kept for re-attachment (default 60).")
+    var gracePeriod: Double?
 
-    @Option(name: .long, help: "The socket file's mode, in octal (0600, or 0660 with --socket-group).")
-    var socketMode: String = "0600"
+    @Option(name: .long, help: "The socket file's mode, in octal (default 0600, or 0660 with --socket-group).")
+    var socketMode: String?
 
     @Option(name: .long, help: "The socket file's group (a gid), for --socket-mode 0660; members are admitted.")
     var socketGroup: UInt32?
 
-    @Option(name: .customLong("max-vms"), help: "VMs at most; CREATE_VM beyond it gets LIMIT_EXCEEDED.")
-    var maxVMs: Int = 256
+    @Option(name: .customLong("max-vms"), help: "VMs at most; CREATE_VM beyond it gets LIMIT_EXCEEDED (default 256).")
+    var maxVMs: Int?
+
+    @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical (default info); logs go to standard error.")
+    var logLevel: String?
 
     static var defaultSocketPath: String {
         if let path = getenv("ITSD_SOCKET").map({ String(cString: $0) }), !path.isEmpty { return path }
@@ -43,20 +55,52 @@ struct Itsd: ParsableCommand {
 
     func validate() throws {
         guard lanes.map({ (1 ... 256).contains($0) }) ?? true else { throw ValidationError("--lanes must be 1 ... 256") }
-        guard let mode = UInt32(socketMode, radix: 8), mode <= 0o777 else { throw ValidationError("--socket-mode must be octal, like 0600") }
-        guard gracePeriod >= 0 else { throw ValidationError("--grace-period must not be negative") }
-        guard maxVMs > 0 else { throw ValidationError("--max-vms must be positive") }
-        _ = mode
+        guard socketMode.map({ Self.parseMode($0) != nil }) ?? true else { throw ValidationError("--socket-mode must be octal, like 0600") }
+        guard (gracePeriod ?? 0) >= 0 else { throw ValidationError("--grace-period must not be negative") }
+        guard (maxVMs ?? 1) > 0 else { throw ValidationError("--max-vms must be positive") }
+        guard logLevel.map({ Logger.Level(rawValue: $0) != nil }) ?? true else {
+            throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+    }
+
+    static func parseMode(_ text: String) -> mode_t? {
+        guard let mode = UInt32(text, radix: 8), mode <= 0o777 else { return nil }
+        return mode_t(mode)
     }
 
     func run() throws {
-        let path = socket ?? Self.defaultSocketPath
+        var file: ConfigFile?
+        if let config {
+            do {
+                file = try ConfigFile(path: config)
+            } catch {
+                Self.write("itsd: configuration: \(error)\n", to: 2)
+                throw ExitCode(78)
+            }
+            if let mode = file?.socketMode, Self.parseMode(mode) == nil {
+                Self.write("itsd: configuration: \(config): 'socket_mode' must be octal, like \"0600\"\n", to: 2)
+                throw ExitCode(78)
+            }
+        }
+        let level = logLevel.flatMap(Logger.Level.init(rawValue:)) ?? file?.logLevel ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let path = socket ?? file?.socket ?? Self.defaultSocketPath
         if path == "/run/itsd/itsd.sock" { mkdir("/run/itsd", 0o755) }
-        var configuration = Server.Configuration(socketPath: path, lanes: lanes ?? max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
-        configuration.gracePeriod = UInt64(gracePeriod * 1000)
-        configuration.maximumVMs = maxVMs
-        configuration.listener.mode = mode_t(UInt32(socketMode, radix: 8)!)
-        if let group = socketGroup {
+        let laneCount = lanes ?? file?.lanes ?? max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        var configuration = Server.Configuration(socketPath: path, lanes: laneCount)
+        configuration.gracePeriod = UInt64((gracePeriod ?? file?.gracePeriod ?? 60) * 1000)
+        configuration.maximumVMs = maxVMs ?? file?.maxVMs ?? 256
+        if let bytes = file?.maxSnapshotBytes { configuration.maximumSnapshotBytes = bytes }
+        if let burst = file?.guestErrorLogBurst { configuration.guestErrorLogBurst = burst }
+        configuration.logger = Logger(label: "itsd")
+        configuration.listener.mode = Self.parseMode(socketMode ?? file?.socketMode ?? "0600")!
+        if let uids = file?.allowedUIDs { configuration.listener.allowedUIDs.formUnion(uids) }
+        if let gids = file?.allowedGIDs { configuration.listener.allowedGIDs.formUnion(gids) }
+        if let group = socketGroup ?? file?.socketGroup {
             configuration.listener.group = group
             configuration.listener.allowedGIDs.insert(group)
         }
@@ -75,12 +119,13 @@ struct Itsd: ParsableCommand {
         pthread_sigmask(SIG_UNBLOCK, &stopSignals, nil)
         var signals: [SignalHandle] = []
         for signal in [SIGINT, SIGTERM] {
-            signals.append(SignalHandle(loop: server.loop, signal: signal) { _ in
+            signals.append(SignalHandle(loop: server.loop, signal: signal) { number in
+                configuration.logger.info("signal \(number): stopping")
                 signals.forEach { $0.close() }
                 server.stop()
             })
         }
-        Self.write("itsd listening on \(path) (\(configuration.lanes) lanes)\n", to: 1)
+        Self.write("itsd listening on \(path) (\(configuration.lanes) lane\(configuration.lanes == 1 ? "" : "s"))\n", to: 1)
         server.run()
         Self.write("itsd stopped\n", to: 1)
     }

@@ -83,12 +83,37 @@ import Testing
         #expect(whole["vcpu_1_lpis_delivered_total"] == nil, "per-vCPU statistics only for one VM")
         #expect(whole["requests_total"].map { if case .counter(let n) = $0 { n >= 15 } else { false } } == true)
         #expect(log.unknown?.status == .noSuchVM)
+        // Every statistic is documented in docs/OPERATIONS.md, numbers written as N or D.
+        let document = StatsLog.operationsDocument()
+        for name in Set(after.keys).union(whole.keys) {
+            let generic = StatsLog.generic(name)
+            #expect(document.contains("`\(generic)`") || document.contains("`\(generic)`,"), "\(generic) is not in docs/OPERATIONS.md")
+        }
     }
 }
 
 final class StatsLog: @unchecked Sendable {
     var before, after, again, server, unknown: Frame?
     var acked: [UInt32] = []
+
+    /// `vcpu_3_x` -> `vcpu_N_x`, `lane_0_x` -> `lane_N_x`, `device_17_x` -> `device_D_x`.
+    static func generic(_ name: String) -> String {
+        var parts = name.split(separator: "_").map(String.init)
+        if parts.count > 2, UInt32(parts[1]) != nil {
+            parts[1] = parts[0] == "device" ? "D" : "N"
+        }
+        return parts.joined(separator: "_")
+    }
+
+    static func operationsDocument() -> String {
+        let path = #filePath.split(separator: "/", omittingEmptySubsequences: false).dropLast(3).joined(separator: "/") + "/docs/OPERATIONS.md"
+        guard let file = fopen(path, "r") else { return "" }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while case let count = fread(&buffer, 1, buffer.count, file), count > 0 { bytes += buffer[0 ..< count] }
+        return String(decoding: bytes, as: UTF8.self)
+    }
 
     static func report(_ frame: Frame?) -> StatsReport? {
         guard case .statsReply(let report)? = frame?.message else { return nil }

@@ -1,0 +1,185 @@
+import CITSSupport
+import Glibc
+import ITSModel
+import ITSWire
+import Testing
+
+/// The itsd executable: its configuration file and flags, its exit codes, its logs.
+@Suite(.serialized) struct ItsdCommandTests {
+    @Test func configurationFileAndFlags() throws {
+        let path = temporarySocketPath("config")
+        let config = try TemporaryFile("lanes = 3\nsocket = \"\(path)\"\ngrace_period = 0.5\nlog_level = \"debug\"\n")
+        let started = try #require(ItsdRun(["--config", config.path]))
+        #expect(started.waitForOutput("itsd listening on \(path) (3 lanes)"))
+        #expect(access(path, F_OK) == 0)
+        #expect(started.stop() == 0, "a clean shutdown exits 0")
+        #expect(access(path, F_OK) != 0, "the socket file is removed")
+        #expect(started.output.contains("itsd stopped"))
+        #expect(started.errors.contains("signal 15: stopping"), "log_level debug shows the info line")
+
+        let overridden = try #require(ItsdRun(["--config", config.path, "--lanes", "1"]))
+        #expect(overridden.waitForOutput("itsd listening on \(path) (1 lane)"), "a flag wins over the file")
+        #expect(overridden.stop() == 0)
+    }
+
+    @Test(arguments: [
+        ("lanse = 2\n", "unknown key 'lanse'"),
+        ("lanes = \"two\"\n", "'lanes' must be an integer in 1 ... 256"),
+        ("lanes = 999\n", "'lanes' must be an integer in 1 ... 256"),
+        ("log_level = \"loud\"\n", "'log_level' must be one of trace, debug"),
+        ("socket_mode = \"0999\"\n", "'socket_mode' must be octal"),
+        ("allowed_uids = [\"root\"]\n", "'allowed_uids' must be an array of numeric ids"),
+        ("lanes = [\n", "line 1"),
+    ])
+    func badConfigurationExits78(text: String, message: String) throws {
+        let config = try TemporaryFile(text)
+        let run = try #require(ItsdRun(["--config", config.path, "--socket", temporarySocketPath("badconfig")]))
+        #expect(run.wait() == 78)
+        #expect(run.errors.contains(message), "stderr: \(run.errors)")
+    }
+
+    @Test func exitCodes() throws {
+        let missing = try #require(ItsdRun(["--config", "/nonexistent/itsd.toml"]))
+        #expect(missing.wait() == 78)
+        #expect(missing.errors.contains("/nonexistent/itsd.toml: No such file or directory"))
+        let usage = try #require(ItsdRun(["--lanes", "0"]))
+        #expect(usage.wait() == 64)
+        let path = temporarySocketPath("busy")
+        let first = try #require(ItsdRun(["--socket", path]))
+        #expect(first.waitForOutput("listening"))
+        let second = try #require(ItsdRun(["--socket", path]))
+        #expect(second.wait() == 1, "the socket is in use")
+        #expect(second.errors.contains("cannot listen on \(path)"))
+        #expect(first.stop() == 0)
+    }
+
+    /// Guest errors at the ITS are logged as warnings, at most guest_error_log_burst per window.
+    @Test func guestErrorsAreLoggedWithARateLimit() throws {
+        let path = temporarySocketPath("guestlog")
+        let config = try TemporaryFile("guest_error_log_burst = 2\n")
+        let itsd = try #require(ItsdRun(["--config", config.path, "--socket", path, "--log-level", "warning"]))
+        #expect(itsd.waitForOutput("listening"))
+        let client = try #require(TestClient(path: path))
+        let vm = ClientVM(client: client)
+        _ = vm.call(.hello(Hello(capabilities: .defined, limits: .defaults)))
+        guard case let .createVMReply(id, _)? = vm.call(.createVM(VMConfig(vcpuCount: 2, deviceIDBits: 16, eventIDBits: 16, intidBits: 16)))?.message
+        else { return #expect(Bool(false), "CREATE_VM") }
+        vm.vm = id
+        _ = vm.call(.addMemRegion(MemRegion(vm: id, guestAddress: 0, size: UInt64(ClientVM.ramSize), fileOffset: 0)), fds: [vm.memfd])
+        _ = vm.programGuest()
+        // Five commands, each on its own CWRITER write, each skipped with an error (device 9 is not mapped).
+        for index in 0 ..< 5 {
+            let command = ITSCommand.int(DeviceID(9), EventID(UInt32(index)))
+            let words = command.encoded
+            let slot = UInt64(6 + index) * 32
+            for (word, value) in [words.0, words.1, words.2, words.3].enumerated() { vm.write64(value, at: 0x40_0000 + slot + UInt64(word * 8)) }
+            _ = vm.mmioWrite(.its, ITS.Offset.cwriter, slot + 32)
+        }
+        _ = vm.call(.ping(nonce: 1))
+        #expect(itsd.stop() == 0)
+        let lines = itsd.errors.split(separator: "\n").filter { $0.contains("guest:") }
+        #expect(lines.count == 2, "burst 2: \(itsd.errors)")
+        #expect(lines.allSatisfy { $0.contains("warning") && $0.contains("E_ITS 0x10304") }, "INT to an unmapped device: E_ITS_INT_UNMAPPED_DEVICE; \(lines)")
+    }
+}
+
+/// A file with `text` in /tmp, removed when the value goes.
+final class TemporaryFile {
+    let path: String
+    init(_ text: String) throws {
+        var template = Array("/tmp/itsd-test-XXXXXX".utf8CString)
+        let fd = mkstemp(&template)
+        guard fd >= 0 else { throw SystemCallFailed() }
+        path = String(cString: template)
+        var text = text
+        text.withUTF8 { _ = write(fd, $0.baseAddress, $0.count) }
+        close(fd)
+    }
+    deinit { unlink(path) }
+}
+
+struct SystemCallFailed: Error {}
+
+/// itsd as a child process with its standard output and error in files.
+final class ItsdRun {
+    let pid: pid_t
+    private let outputPath: String
+    private let errorPath: String
+    private var status: Int32?
+
+    init?(_ arguments: [String]) {
+        var executable = [CChar](repeating: 0, count: 4096)
+        let length = readlink("/proc/self/exe", &executable, executable.count - 1)
+        guard length > 0 else { return nil }
+        let directory = String(decoding: executable[0 ..< length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            .split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        let binary = directory + "/itsd"
+        outputPath = "/tmp/itsd-test-\(getpid())-\(UInt32.random(in: 0 ... .max)).out"
+        errorPath = outputPath + ".err"
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, errorPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        var pid: pid_t = 0
+        let argv = ([binary] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        guard posix_spawn(&pid, binary, &actions, nil, argv, environ) == 0 else { return nil }
+        self.pid = pid
+    }
+
+    deinit {
+        if status == nil { _ = stop() }
+        unlink(outputPath)
+        unlink(errorPath)
+    }
+
+    private static func read(_ path: String) -> String {
+        guard let file = fopen(path, "r") else { return "" }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while case let count = fread(&buffer, 1, buffer.count, file), count > 0 { bytes += buffer[0 ..< count] }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    var output: String { Self.read(outputPath) }
+    var errors: String { Self.read(errorPath) }
+
+    /// Waits up to 5 s for `text` on standard output.
+    func waitForOutput(_ text: String) -> Bool {
+        for _ in 0 ..< 250 {
+            if output.contains(text) { return true }
+            usleep(20_000)
+        }
+        return false
+    }
+
+    /// The exit code (128 + the signal if one ended it).
+    func wait() -> Int32 {
+        if let status { return status }
+        var raw: Int32 = 0
+        waitpid(pid, &raw, 0)
+        let code = raw & 0x7F == 0 ? (raw >> 8) & 0xFF : 128 + (raw & 0x7F)
+        status = code
+        return code
+    }
+
+    /// SIGTERM, then the exit code.
+    func stop() -> Int32 {
+        if status == nil { kill(pid, SIGTERM) }
+        return wait()
+    }
+}
+
+extension ItsdCommandTests {
+    /// The commented sample in deploy/ is a valid configuration.
+    @Test func sampleConfigurationIsValid() throws {
+        let sample = String(#filePath.split(separator: "/", omittingEmptySubsequences: false).dropLast(3).joined(separator: "/")) + "/deploy/itsd.toml"
+        #expect(access(sample, R_OK) == 0, "\(sample)")
+        let path = temporarySocketPath("sample")
+        let run = try #require(ItsdRun(["--config", sample, "--socket", path, "--lanes", "1"]))
+        #expect(run.waitForOutput("itsd listening on \(path) (1 lane)"), "stderr: \(run.errors)")
+        #expect(run.stop() == 0)
+    }
+}
