@@ -37,6 +37,7 @@
 /* Opcodes. */
 #define ITS_WIRE_OP_HELLO 0x0001u
 #define ITS_WIRE_OP_PING 0x0002u
+#define ITS_WIRE_OP_AUTHENTICATE 0x0003u    /* TCP: the listener's shared secret */
 #define ITS_WIRE_OP_CREATE_VM 0x0010u
 #define ITS_WIRE_OP_ATTACH_VM 0x0011u
 #define ITS_WIRE_OP_DESTROY_VM 0x0012u
@@ -123,6 +124,7 @@
 #define ITS_WIRE_MIN_MAX_FRAME_LENGTH 4096u
 #define ITS_WIRE_PRE_HELLO_MAX_FRAME_LENGTH 4096u
 #define ITS_WIRE_MAX_ERROR_TEXT 256u
+#define ITS_WIRE_MAX_SECRET 256u
 #define ITS_WIRE_MAX_STAT_NAME 128u
 #define ITS_WIRE_MAX_STAT_HELP 1024u
 #define ITS_WIRE_MAX_STAT_BUCKETS 64u
@@ -207,6 +209,14 @@ struct its_wire_ping {
     uint64_t nonce;
 };
 ITS_WIRE_CHECK_SIZE(struct its_wire_ping, 8);
+
+/* AUTHENTICATE request; followed by secret_length (1 to ITS_WIRE_MAX_SECRET) bytes of the secret and
+ * ITS_WIRE_PAD8(secret_length) zeros. The reply is the bare header. */
+struct its_wire_authenticate {
+    uint32_t secret_length;
+    uint32_t reserved;
+};
+ITS_WIRE_CHECK_SIZE(struct its_wire_authenticate, 8);
 
 /* CREATE_VM request. */
 struct its_wire_create_vm {

@@ -243,6 +243,18 @@ static void error_version(const uint8_t *in, size_t len, struct out *out) {
     error_text(in, len, out, ITS_WIRE_MAJOR << 16 | ITS_WIRE_MINOR, "");
 }
 
+static void authenticate(const uint8_t *in, size_t len, struct out *out) {
+    static const char secret[] = "s3cret-token";
+    READ(struct its_wire_authenticate, a, 0);
+    CHECK(a.secret_length == sizeof secret - 1 && a.reserved == 0);
+    CHECK(len == sizeof a + a.secret_length + ITS_WIRE_PAD8(a.secret_length));
+    CHECK(memcmp(in + sizeof a, secret, a.secret_length) == 0);
+    struct its_wire_authenticate e = {(uint32_t)(sizeof secret - 1), 0};
+    put(out, &e, sizeof e);
+    put(out, secret, sizeof secret - 1);
+    put_zeros(out, ITS_WIRE_PAD8(sizeof secret - 1));
+}
+
 static void hello_major_2(const uint8_t *in, size_t len, struct out *out) {
     READ(struct its_wire_hello, h, 0);
     CHECK(h.major == 2 && h.minor == 0 && h.capabilities == 0 && h.max_frame_length == 0);
@@ -304,5 +316,7 @@ const struct vector session_vectors[] = {
      error_blocked},
     {"35-error_version_mismatch.request.hex", ITS_WIRE_OP_HELLO, REQ, 1, 0, hello_major_2},
     {"35-error_version_mismatch.reply.hex", ITS_WIRE_OP_HELLO, ERR, 1, ITS_WIRE_VERSION_MISMATCH, error_version},
+    {"36-authenticate.request.hex", ITS_WIRE_OP_AUTHENTICATE, REQ, 36, 0, authenticate},
+    {"36-authenticate.reply.hex", ITS_WIRE_OP_AUTHENTICATE, REP, 36, 0, NULL},
 };
 const size_t session_vector_count = sizeof session_vectors / sizeof session_vectors[0];

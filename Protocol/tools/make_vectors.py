@@ -12,7 +12,7 @@ import struct
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "vectors")
 
 OP = {
-    "HELLO": 0x0001, "PING": 0x0002, "CREATE_VM": 0x0010, "ATTACH_VM": 0x0011, "DESTROY_VM": 0x0012,
+    "HELLO": 0x0001, "PING": 0x0002, "AUTHENTICATE": 0x0003, "CREATE_VM": 0x0010, "ATTACH_VM": 0x0011, "DESTROY_VM": 0x0012,
     "LIST_VMS": 0x0013, "ADD_MEM_REGION": 0x0020, "REMOVE_MEM_REGION": 0x0021, "MMIO_READ": 0x0030,
     "MMIO_WRITE": 0x0031, "INJECT": 0x0040, "INJECT_BATCH": 0x0041, "BIND_IRQFD": 0x0050,
     "UNBIND_IRQFD": 0x0051, "MASK": 0x0052, "UNMASK": 0x0053, "SET_VCPU_NOTIFY": 0x0060,
@@ -230,6 +230,10 @@ def main():
     frame("35-error_version_mismatch.reply.hex", "Error reply to HELLO: VERSION_MISMATCH; detail = 1.0",
           "HELLO", [u32(0x00010000, "detail: server major 1 << 16 | minor 0"), u16(0, "text_length 0"), zero(2)],
           1, REPLY | ERROR, STATUS["VERSION_MISMATCH"])
+    secret = b"s3cret-token"
+    pair(36, "authenticate", "AUTHENTICATE",
+         [u32(len(secret), f"secret_length {len(secret)}"), zero(4), raw(secret, "secret " + repr(secret.decode()))]
+         + pad8(len(secret)), [], 36, note="On a TCP connection, after HELLO and before any other request.")
 
 
 if __name__ == "__main__":

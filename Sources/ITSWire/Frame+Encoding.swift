@@ -44,6 +44,12 @@ extension Message {
             w.zeros(2)
         case .ping(let nonce), .pingReply(let nonce):
             w.u64(nonce)
+        case .authenticate(let secret):
+            precondition((1 ... Message.maxSecretLength).contains(secret.count), "secret length 1 ... 256")
+            w.u32(UInt32(secret.count))
+            w.zeros(4)
+            w.bytes.append(contentsOf: secret)
+            w.padding(after: secret.count)
         case .createVM(let config):
             Self.write(config, reserved: 3, &w)
         case .attachVM(let vm, let token), .createVMReply(let vm, let token):

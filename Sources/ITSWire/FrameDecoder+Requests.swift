@@ -23,6 +23,14 @@ extension FrameDecoder {
             return .hello(try Self.readHello(&r))
         case .ping:
             return .ping(nonce: try r.u64())
+        case .authenticate:
+            let length = try r.u32()
+            try r.zeros(4)
+            guard (1 ... UInt32(Message.maxSecretLength)).contains(length) else { throw WireError(.badValue, detail: length) }
+            let start = try r.skip(Int(length))
+            try r.padding(after: Int(length))
+            let first = slice.startIndex + start
+            return .authenticate(secret: Array(slice[first ..< first + Int(length)]))
         case .createVM:
             return .createVM(try Self.readVMConfig(&r, reserved: 3))
         case .attachVM:

@@ -1,9 +1,14 @@
 /// Every message of version 1.0, decoded once at the edge (Protocol/PROTOCOL.md, "Messages").
 /// A case is a request, a reply or an event; `Frame` adds the header fields the message does not fix.
 public enum Message: Hashable, Sendable {
+    /// The longest AUTHENTICATE secret.
+    public static let maxSecretLength = 256
+
     // Requests (client to server).
     case hello(Hello)
     case ping(nonce: UInt64)
+    /// The shared secret of a TCP listener (1 ... ``Message/maxSecretLength`` bytes).
+    case authenticate(secret: [UInt8])
     case createVM(VMConfig)
     case attachVM(VMID, token: VMToken)
     case destroyVM(VMID)
@@ -266,6 +271,7 @@ extension Message {
         switch self {
         case .hello, .helloReply: .hello
         case .ping, .pingReply: .ping
+        case .authenticate: .authenticate
         case .createVM, .createVMReply: .createVM
         case .attachVM, .attachVMReply: .attachVM
         case .destroyVM: .destroyVM

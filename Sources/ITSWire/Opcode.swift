@@ -7,6 +7,8 @@ public struct Opcode: RawRepresentable, Hashable, Sendable, BitwiseCopyable, Cus
 
     public static let hello = Opcode(0x0001)
     public static let ping = Opcode(0x0002)
+    /// Proves knowledge of a TCP listener's shared secret.
+    public static let authenticate = Opcode(0x0003)
     public static let createVM = Opcode(0x0010)
     public static let attachVM = Opcode(0x0011)
     public static let destroyVM = Opcode(0x0012)
@@ -63,6 +65,7 @@ public struct Opcode: RawRepresentable, Hashable, Sendable, BitwiseCopyable, Cus
         switch rawValue {
         case 0x0001: return Self.makeTraits("HELLO")
         case 0x0002: return Self.makeTraits("PING")
+        case 0x0003: return Self.makeTraits("AUTHENTICATE", emptyReply: true)
         case 0x0010: return Self.makeTraits("CREATE_VM")
         case 0x0011: return Self.makeTraits("ATTACH_VM")
         case 0x0012: return Self.makeTraits("DESTROY_VM", emptyReply: true)
@@ -95,7 +98,7 @@ public struct Opcode: RawRepresentable, Hashable, Sendable, BitwiseCopyable, Cus
 
     /// Every opcode version 1.0 defines.
     public static let all: [Opcode] = [
-        .hello, .ping, .createVM, .attachVM, .destroyVM, .listVMs, .addMemRegion, .removeMemRegion,
+        .hello, .ping, .authenticate, .createVM, .attachVM, .destroyVM, .listVMs, .addMemRegion, .removeMemRegion,
         .mmioRead, .mmioWrite, .inject, .injectBatch, .bindIRQFD, .unbindIRQFD, .mask, .unmask,
         .setVCPUNotify, .clearVCPUNotify, .subscribe, .hppi, .ack, .pending, .stats, .dump,
         .snapshotVM, .restoreVM, .eventVCPUNotify, .eventVMGone,

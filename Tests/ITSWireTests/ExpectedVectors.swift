@@ -121,6 +121,8 @@ enum ExpectedVectors {
         "30-restore_vm.request.hex": request(30, .restoreVM(SnapshotChunk(vm: VMID(2), offset: 0, totalLength: 12,
                                                                            isLast: true, bytes: image[...]))),
         "30-restore_vm.reply.hex": reply(30, .done(.restoreVM)),
+        "36-authenticate.request.hex": request(36, .authenticate(secret: Array("s3cret-token".utf8))),
+        "36-authenticate.reply.hex": reply(36, .done(.authenticate)),
         "31-event_vcpu_notify.event.hex": Frame(.vcpuNotify(VMID(1), Wire.VCPU(3)), id: MessageID(1)),
         "32-event_vm_gone.event.hex": Frame(.vmGone(VMID(2), reason: .graceExpired), id: MessageID(2)),
         "33-error_no_such_vm.request.hex": request(33, .destroyVM(VMID(7))),

@@ -99,7 +99,7 @@ import Testing
         #expect(status(server, frame(Opcode(0x7777), payload: [])) == .unknownOpcode)
         #expect(status(server, frame(.eventVMGone, payload: le32(1, 0))) == .unknownOpcode)
         #expect(status(client, frame(.inject, flags: 8, payload: le32(1, 0))) == .unknownOpcode)
-        #expect(status(client, frame(Opcode(0x0003), flags: 1, payload: [])) == .unknownOpcode)
+        #expect(status(client, frame(Opcode(0x0004), flags: 1, payload: [])) == .unknownOpcode)
         // An error reply may echo an opcode the client does not know.
         guard case .frame(let reply, _) = client.decode(frame(Opcode(0x7777), flags: 5, status: 5,
                                                               payload: le32(0, 0)), fdCount: 0)
@@ -344,5 +344,22 @@ import Testing
             return
         }
         #expect(second.message == .ping(nonce: 8))
+    }
+
+    /// AUTHENTICATE: a secret of 1 to 256 bytes, its reserved word and padding zero.
+    @Test func authenticateSecretBounds() {
+        let secret = Array("abc".utf8)
+        let empty = failure(server, frame(.authenticate, payload: le32(0, 0)))
+        #expect(empty?.status == .badValue && empty?.detail == 0)
+        let long = failure(server, frame(.authenticate, payload: le32(257, 0) + [UInt8](repeating: 1, count: 264)))
+        #expect(long?.status == .badValue && long?.detail == 257)
+        #expect(status(server, frame(.authenticate, payload: le32(3, 1) + secret + [0, 0, 0, 0, 0])) == .nonzeroPadding)
+        #expect(status(server, frame(.authenticate, payload: le32(3, 0) + secret + [0, 0, 0, 0, 9])) == .nonzeroPadding)
+        #expect(status(server, frame(.authenticate, payload: le32(9, 0) + secret)) == .truncated)
+        guard case .frame(let decoded, _) = server.decode(frame(.authenticate, payload: le32(3, 0) + secret + [0, 0, 0, 0, 0]), fdCount: 0) else {
+            Issue.record("a well-formed AUTHENTICATE")
+            return
+        }
+        #expect(decoded.message == .authenticate(secret: secret))
     }
 }
