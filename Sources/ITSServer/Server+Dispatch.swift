@@ -36,9 +36,26 @@ extension Server {
             return
         }
 
+        if unauthenticated.contains(session.connection.id) {
+            guard case .authenticate(let secret) = frame.message, let expected = configuration.tcp?.secret,
+                  Self.constantTimeEqual(secret, expected)
+            else {
+                counters.errorReplies &+= 1
+                configuration.logger.notice("connection \(session.connection.id): TCP peer refused (no or wrong secret)")
+                session.connection.sendAndClose(Frame(.error(opcode, ErrorReport(.permissionDenied, text: "AUTHENTICATE with the listener's secret first")),
+                                                      id: frame.messageID))
+                return
+            }
+            unauthenticated.remove(session.connection.id)
+            return done(.done(.authenticate))
+        }
+
         switch frame.message {
         case .hello:
             fail(.helloRepeated)
+        case .authenticate:
+            // A Unix socket's peer was admitted by its credentials already.
+            done(.done(.authenticate))
         case .ping(let nonce):
             done(.pingReply(nonce: nonce))
         case .createVM(let config):
@@ -182,6 +199,16 @@ extension Server {
         default:
             fail(.internal, "\(opcode) is not served by this build of itsd yet")
         }
+    }
+
+    /// Compares without stopping at the first difference, so that the time taken tells nothing of
+    /// where a guess went wrong.
+    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        var difference: UInt8 = a.count == b.count ? 0 : 1
+        for index in 0 ..< max(a.count, b.count) {
+            difference |= (index < a.count ? a[index] : 0) ^ (index < b.count ? b[index] : 0)
+        }
+        return difference == 0
     }
 
     /// The VM `id` names if this session is attached to it; otherwise answers with the failure.

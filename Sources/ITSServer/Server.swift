@@ -23,6 +23,8 @@ public final class Server {
         public var logger = Logger(label: "itsd")
         /// Guest-error log messages per VM per 10 s (the rest are counted and summed up).
         public var guestErrorLogBurst = 20
+        /// The optional TCP listener and the secret its clients must send (AUTHENTICATE).
+        public var tcp: (endpoint: TCPListener.Endpoint, secret: [UInt8])?
 
         public init(socketPath: String, lanes: Int) {
             self.socketPath = socketPath
@@ -36,6 +38,9 @@ public final class Server {
     var lanes: LaneGroup!
     var registry: VMRegistry!
     var listener: UnixListener?
+    public private(set) var tcpListener: TCPListener?
+    /// TCP connections that have not sent the right secret yet.
+    var unauthenticated: Set<UInt64> = []
     var sessions: [UInt64: Session] = [:]
     private var nextConnection: UInt64 = 1
     /// What to do with each reply a lane owes.
@@ -58,7 +63,17 @@ public final class Server {
         lanes = LaneGroup(count: configuration.lanes, replies: mailbox)
         registry = VMRegistry(lanes: lanes, gracePeriod: configuration.gracePeriod, maximumVMs: configuration.maximumVMs)
         listener = try UnixListener(path: configuration.socketPath, options: configuration.listener, loop: loop) {
-            [unowned self] fd, peer in self.accept(fd, peer)
+            [unowned self] fd, peer in self.accept(fd, peer, transport: .unixStream)
+        }
+        if let tcp = configuration.tcp {
+            do {
+                tcpListener = try TCPListener(endpoint: tcp.endpoint, loop: loop) { [unowned self] fd in
+                    self.accept(fd, PeerCredentials(pid: 0, uid: .max, gid: .max), transport: .tcp)
+                }
+            } catch {
+                listener?.close()
+                throw error
+            }
         }
         graceTimer = TimerHandle(loop: loop) { [unowned self] in
             for key in self.registry.expire(now: uv_now(self.loop.pointer)) {
@@ -77,6 +92,8 @@ public final class Server {
     public func stop() {
         listener?.close()
         listener = nil
+        tcpListener?.close()
+        tcpListener = nil
         for session in sessions.values { session.connection.close() }
         sessions.removeAll()
         graceTimer?.close()
@@ -86,16 +103,17 @@ public final class Server {
         loop.stop()
     }
 
-    private func accept(_ fd: Int32, _ peer: PeerCredentials) {
+    private func accept(_ fd: Int32, _ peer: PeerCredentials, transport: FrameDecoder.Transport) {
         counters.connectionsAccepted += 1
         let id = nextConnection
         nextConnection += 1
         guard let connection = try? Connection(id: id, fd: fd, peer: peer, loop: loop,
-                                               decoder: FrameDecoder(role: .server, limits: .beforeHello))
+                                               decoder: FrameDecoder(role: .server, limits: .beforeHello, transport: transport))
         else {
             close(fd)
             return
         }
+        if transport == .tcp { unauthenticated.insert(id) }
         let session = Session(connection: connection)
         sessions[id] = session
         configuration.logger.debug("connection \(id) from pid \(peer.pid) uid \(peer.uid) gid \(peer.gid)")
@@ -107,6 +125,7 @@ public final class Server {
         connection.onClose = { [unowned self] connection in
             self.sessions[connection.id] = nil
             self.transfers[connection.id] = nil
+            self.unauthenticated.remove(connection.id)
             self.configuration.logger.debug("connection \(connection.id) closed")
             self.registry.connectionClosed(connection.id, now: uv_now(self.loop.pointer))
         }

@@ -17,6 +17,8 @@ struct ConfigFile {
     var maxSnapshotBytes: Int?
     var logLevel: Logger.Level?
     var guestErrorLogBurst: Int?
+    var tcpListen: String?
+    var tcpSecretFile: String?
 
     struct Failure: Error, CustomStringConvertible {
         var description: String
@@ -24,27 +26,43 @@ struct ConfigFile {
 
     static let keys: Set<String> = [
         "socket", "socket_mode", "socket_group", "allowed_uids", "allowed_gids", "lanes", "grace_period", "max_vms",
-        "max_snapshot_bytes", "log_level", "guest_error_log_burst",
+        "max_snapshot_bytes", "log_level", "guest_error_log_burst", "tcp_listen", "tcp_secret_file",
     ]
 
     /// Reads and checks the file at `path`.
     init(path: String) throws(Failure) {
+        try self.init(text: String(decoding: try Self.contents(of: path, limit: 1 << 20), as: UTF8.self), name: path)
+    }
+
+    /// The bytes of a file of at most `limit` bytes.
+    static func contents(of path: String, limit: Int) throws(Failure) -> [UInt8] {
         guard let file = fopen(path, "r") else {
             throw Failure(description: "\(path): \(String(cString: strerror(errno)))")
         }
+        defer { fclose(file) }
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
             let count = fread(&buffer, 1, buffer.count, file)
             if count <= 0 { break }
             bytes += buffer[0 ..< count]
-            guard bytes.count <= 1 << 20 else {
-                fclose(file)
-                throw Failure(description: "\(path): larger than 1 MiB")
-            }
+            guard bytes.count <= limit else { throw Failure(description: "\(path): larger than \(limit) bytes") }
         }
-        fclose(file)
-        try self.init(text: String(decoding: bytes, as: UTF8.self), name: path)
+        return bytes
+    }
+
+    /// The TCP listener's secret: the file's bytes without trailing line breaks, 1 to 256 of them,
+    /// in a file that neither its group nor others may read or write.
+    static func secret(at path: String) throws(Failure) -> [UInt8] {
+        var status = stat()
+        guard stat(path, &status) == 0 else { throw Failure(description: "\(path): \(String(cString: strerror(errno)))") }
+        guard status.st_mode & 0o077 == 0 else {
+            throw Failure(description: "\(path): the secret file must not be open to group or others (chmod 600)")
+        }
+        var bytes = try contents(of: path, limit: 4096)
+        while let last = bytes.last, last == 0x0A || last == 0x0D { bytes.removeLast() }
+        guard (1 ... 256).contains(bytes.count) else { throw Failure(description: "\(path): the secret must be 1 to 256 bytes") }
+        return bytes
     }
 
     init(text: String, name: String) throws(Failure) {
@@ -101,5 +119,7 @@ struct ConfigFile {
             logLevel = parsed
         }
         guestErrorLogBurst = try integer("guest_error_log_burst", 0 ... 10000)
+        tcpListen = try string("tcp_listen")
+        tcpSecretFile = try string("tcp_secret_file")
     }
 }

@@ -39,6 +39,12 @@ struct Itsd: ParsableCommand {
     @Option(name: .customLong("max-vms"), help: "VMs at most; CREATE_VM beyond it gets LIMIT_EXCEEDED (default 256).")
     var maxVMs: Int?
 
+    @Option(name: .long, help: "Also listen on TCP at HOST:PORT (numeric; [::1]:PORT for IPv6); needs --tcp-secret-file.")
+    var tcp: String?
+
+    @Option(name: .long, help: "The TCP listener's shared secret: a file only its owner may read; clients send it with AUTHENTICATE.")
+    var tcpSecretFile: String?
+
     @Option(name: .long, help: "trace, debug, info, notice, warning, error or critical (default info); logs go to standard error.")
     var logLevel: String?
 
@@ -58,6 +64,9 @@ struct Itsd: ParsableCommand {
         guard socketMode.map({ Self.parseMode($0) != nil }) ?? true else { throw ValidationError("--socket-mode must be octal, like 0600") }
         guard (gracePeriod ?? 0) >= 0 else { throw ValidationError("--grace-period must not be negative") }
         guard (maxVMs ?? 1) > 0 else { throw ValidationError("--max-vms must be positive") }
+        guard tcp.map({ TCPListener.Endpoint($0) != nil }) ?? true else {
+            throw ValidationError("--tcp must be HOST:PORT with a numeric address, like 127.0.0.1:7300 or [::1]:7300")
+        }
         guard logLevel.map({ Logger.Level(rawValue: $0) != nil }) ?? true else {
             throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -104,6 +113,25 @@ struct Itsd: ParsableCommand {
             configuration.listener.group = group
             configuration.listener.allowedGIDs.insert(group)
         }
+        if let listen = tcp ?? file?.tcpListen {
+            guard let endpoint = TCPListener.Endpoint(listen) else {
+                Self.write("itsd: configuration: 'tcp_listen' must be HOST:PORT with a numeric address\n", to: 2)
+                throw ExitCode(78)
+            }
+            guard let secretPath = tcpSecretFile ?? file?.tcpSecretFile else {
+                Self.write("itsd: a TCP listener needs a secret: --tcp-secret-file or 'tcp_secret_file'\n", to: 2)
+                throw ExitCode(78)
+            }
+            do {
+                configuration.tcp = (endpoint, try ConfigFile.secret(at: secretPath))
+            } catch {
+                Self.write("itsd: configuration: \(error)\n", to: 2)
+                throw ExitCode(78)
+            }
+            if !endpoint.isLoopback {
+                configuration.logger.warning("TCP listener on \(endpoint), not loopback: the secret crosses the network in clear; tunnel it")
+            }
+        }
         let server: Server
         do {
             server = try Server(configuration: configuration)
@@ -126,6 +154,11 @@ struct Itsd: ParsableCommand {
             })
         }
         Self.write("itsd listening on \(path) (\(configuration.lanes) lane\(configuration.lanes == 1 ? "" : "s"))\n", to: 1)
+        if let tcpListener = server.tcpListener {
+            var bound = tcpListener.endpoint
+            bound.port = tcpListener.port
+            Self.write("itsd listening on TCP \(bound)\n", to: 1)
+        }
         server.run()
         Self.write("itsd stopped\n", to: 1)
     }

@@ -183,3 +183,24 @@ extension ItsdCommandTests {
         #expect(run.stop() == 0)
     }
 }
+
+extension ItsdCommandTests {
+    /// --tcp needs a secret file that only its owner can read.
+    @Test func tcpListenerNeedsAPrivateSecret() throws {
+        let path = temporarySocketPath("tcpflag")
+        let secret = try TemporaryFile("s3cret\n")
+        let run = try #require(ItsdRun(["--socket", path, "--tcp", "127.0.0.1:0", "--tcp-secret-file", secret.path]))
+        #expect(run.waitForOutput("itsd listening on TCP 127.0.0.1:"), "stderr: \(run.errors)")
+        #expect(run.stop() == 0)
+
+        let noSecret = try #require(ItsdRun(["--socket", path, "--tcp", "127.0.0.1:0"]))
+        #expect(noSecret.wait() == 78)
+        #expect(noSecret.errors.contains("needs a secret"))
+        chmod(secret.path, 0o644)
+        let open = try #require(ItsdRun(["--socket", path, "--tcp", "127.0.0.1:0", "--tcp-secret-file", secret.path]))
+        #expect(open.wait() == 78)
+        #expect(open.errors.contains("must not be open to group or others"))
+        let badAddress = try #require(ItsdRun(["--socket", path, "--tcp", "localhost:7300", "--tcp-secret-file", secret.path]))
+        #expect(badAddress.wait() == 64)
+    }
+}

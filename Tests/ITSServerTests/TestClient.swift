@@ -25,6 +25,13 @@ final class TestClient {
         }
     }
 
+    /// A client on a connected socket of any kind (TCP tests).
+    init(connected fd: Int32) {
+        self.fd = fd
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
     deinit { Glibc.close(fd) }
 
     /// Sends raw bytes, with `fds` attached to this one sendmsg.
