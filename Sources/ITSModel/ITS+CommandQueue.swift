@@ -67,7 +67,10 @@ extension ITS {
             let command = ITSCommand(UInt64(littleEndian: words.0), UInt64(littleEndian: words.1),
                                      UInt64(littleEndian: words.2), UInt64(littleEndian: words.3))
             remaining -= 1
-            switch execute(command, budget: &remaining, memory: memory, redistributors: &redistributors) {
+            let outcome = execute(command, budget: &remaining, memory: memory, redistributors: &redistributors)
+            // A command that faulted runs again once the queue is restarted: counted then.
+            if case .fault = outcome {} else { countByNumber(command) }
+            switch outcome {
             case .done:
                 completeCommand()
             case .error(let error):
@@ -80,6 +83,13 @@ extension ITS {
             }
         }
         return hasPendingWork ? .moreWork : .idle
+    }
+
+    mutating func countByNumber(_ command: ITSCommand) {
+        switch command {
+        case .virtual, .unknown: return
+        default: counters.commandsByNumber[Int(command.opcode) & (Counters.commandNumbers - 1)] &+= 1
+        }
     }
 
     /// Advances CREADR past the current command.

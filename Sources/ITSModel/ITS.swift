@@ -138,6 +138,11 @@ extension ITS {
         public var cacheInvalidations: UInt64 = 0
         /// MAPD and MAPTI/MAPI skipped because the device or event limit was reached.
         public var mappingLimitReached: UInt64 = 0
+        /// Physical commands executed (with or without an error), by command number 0x00 ... 0x0F
+        /// (always ``commandNumbers`` entries); unknown and GICv4 numbers are counted above.
+        public var commandsByNumber = [UInt64](repeating: 0, count: Counters.commandNumbers)
+
+        public static let commandNumbers = 16
 
         public var totalCommandErrors: UInt64 { commandErrors.values.reduce(0, +) }
     }

@@ -22,6 +22,7 @@ extension ITS {
         try restoreOperation(state.operation)
         try restoreEvents(state.events)
         try restoreTranslations(state.translations)
+        guard state.counters.commandsByNumber.count == Counters.commandNumbers else { throw .invalidRegister("counters.commandsByNumber") }
         counters = state.counters
     }
 

@@ -13,7 +13,7 @@ public struct VGICSnapshot: Hashable, Sendable {
     /// The layout of this value, and the format version of its image. A restore, and decoding an
     /// image, accept only this version; a change to any field of the snapshot, to what a field
     /// means, or to how the image encodes it, bumps it.
-    public static let version = 1
+    public static let version = 2
 
     /// The version the snapshot was taken with.
     public var version: Int

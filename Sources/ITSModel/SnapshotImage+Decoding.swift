@@ -189,6 +189,7 @@ extension SnapshotImageReader {
         counters.mmioIgnored = try load(UInt64.self)
         counters.cacheInvalidations = try load(UInt64.self)
         counters.mappingLimitReached = try load(UInt64.self)
+        for number in 0 ..< ITS.Counters.commandNumbers { counters.commandsByNumber[number] = try load(UInt64.self) }
         return counters
     }
 

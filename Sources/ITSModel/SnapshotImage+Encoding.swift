@@ -135,6 +135,8 @@ extension SnapshotImageWriter {
         integer(counters.mmioIgnored)
         integer(counters.cacheInvalidations)
         integer(counters.mappingLimitReached)
+        precondition(counters.commandsByNumber.count == ITS.Counters.commandNumbers, "16 command counts")
+        for count in counters.commandsByNumber { integer(count) }
     }
 
     mutating func append(_ state: VGICSnapshot.RedistributorState) {

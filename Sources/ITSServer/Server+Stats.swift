@@ -85,6 +85,9 @@ extension Server {
         builder.counter("msis_injected_total", sum { $0.msis.injected }, "MSIs translated into an LPI made pending or merged")
         builder.counter("msis_blocked_total", sum { $0.msis.blocked }, "MSIs that raised no LPI (unmapped, or the ITS disabled)")
         builder.counter("its_commands_total", its { $0.commandsProcessed }, "ITS commands processed")
+        for (number, name) in Self.commandNames {
+            builder.counter("its_commands_\(name)_total", its { $0.commandsByNumber[number] }, "\(name.uppercased()) commands executed")
+        }
         builder.counter("its_command_errors_total", its { $0.totalCommandErrors }, "ITS commands skipped with an E_ITS_* error")
         builder.counter("its_unknown_commands_total", its { $0.unknownCommands }, "ITS commands with an unknown number, skipped")
         builder.counter("its_virtual_commands_total", its { $0.virtualCommands }, "GICv4 ITS commands, skipped")
@@ -116,6 +119,12 @@ extension Server {
         builder.gauge("lpis_known", Int64(vcpus.reduce(0) { $0 + $1.lpis }), "LPIs mapped or pending at a redistributor")
         builder.latency("inject_to_ack_latency_ns", latency, "From an MSI making an LPI pending to the vCPU acknowledging it")
     }
+
+    /// The physical ITS commands by number (IHI 0069, 6.3).
+    static let commandNames: [(Int, String)] = [
+        (0x01, "movi"), (0x03, "int"), (0x04, "clear"), (0x05, "sync"), (0x08, "mapd"), (0x09, "mapc"),
+        (0x0A, "mapti"), (0x0B, "mapi"), (0x0C, "inv"), (0x0D, "invall"), (0x0E, "movall"), (0x0F, "discard"),
+    ]
 
     private static func addVCPUStats(_ builder: inout StatsReportBuilder, _ vcpus: [VCPUStatistics]) {
         for vcpu in vcpus {

@@ -68,7 +68,7 @@ import Testing
             ("GuestMemoryFault", its.lastStallFault!, 3), ("Device", its.devices[0], 2),
             ("DeviceMapping", its.devices[0].mapping, 2), ("Event", its.events[0], 3), ("EventMapping", its.events[0].mapping, 2),
             ("Collection", its.collections[0], 2), ("CachedTranslation", its.translations[0], 3),
-            ("Translation", its.translations[0].translation, 2), ("ITS.Counters", its.counters, 13),
+            ("Translation", its.translations[0].translation, 2), ("ITS.Counters", its.counters, 14),
             ("RedistributorState", redistributor, 10), ("Redistributor.Configuration", redistributor.configuration, 5),
             ("LPI", redistributor.lpis[0], 2), ("LPIRecord", redistributor.lpis[0].record, 3),
             ("Redistributor.Counters", redistributor.counters, 12),
@@ -205,7 +205,8 @@ enum ImageFixture {
         snapshot.its.counters = ITS.Counters(
             commandsProcessed: 1, commandErrors: [0x0A01: 4, 2: 2, 1: 3, 0xFFFF_FFFF: .max], unknownCommands: 4, virtualCommands: 5,
             stalls: 6, cwriterIgnored: 7, translationHits: 8, translationMisses: 9, translationsBlocked: 10,
-            translaterWritesIgnored: 11, mmioIgnored: 12, cacheInvalidations: 13, mappingLimitReached: 14)
+            translaterWritesIgnored: 11, mmioIgnored: 12, cacheInvalidations: 13, mappingLimitReached: 14,
+            commandsByNumber: (0 ..< 16).map { UInt64($0) * 1000 + 1 })
         for index in snapshot.redistributors.indices {
             let base = UInt64(index) << 32
             snapshot.redistributors[index].configuration.affinity = 0x0102_0304 + UInt32(index)

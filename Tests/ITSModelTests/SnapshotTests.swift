@@ -127,7 +127,7 @@ enum SnapshotFixture {
     typealias Error = VGICSnapshot.RestoreError
 
     static let corruptions: [(String, @Sendable (inout VGICSnapshot) -> Void, Error)] = [
-        ("another version", { $0.version = 2 }, .unsupportedVersion(2)),
+        ("another version", { $0.version = VGICSnapshot.version + 1 }, .unsupportedVersion(VGICSnapshot.version + 1)),
         ("CBASER reserved bit", { $0.its.cbaser |= 1 << 8 }, .invalidRegister("GITS_CBASER")),
         ("BASER0 type", { $0.its.deviceBaser ^= 1 << 57 }, .invalidRegister("GITS_BASER0")),
         ("CREADR beyond the queue", { $0.its.creadr = 8192 }, .invalidRegister("GITS_CREADR")),

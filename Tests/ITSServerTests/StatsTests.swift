@@ -40,6 +40,8 @@ import Testing
         let before = try #require(log.before.flatMap(StatsLog.values))
         let after = try #require(log.after.flatMap(StatsLog.values))
         #expect(before["its_commands_total"] == .counter(6), "MAPC, MAPD and four MAPTI")
+        #expect(before["its_commands_mapc_total"] == .counter(1) && before["its_commands_mapd_total"] == .counter(1))
+        #expect(before["its_commands_mapti_total"] == .counter(4) && before["its_commands_movi_total"] == .counter(0))
         #expect(before["msis_injected_total"] == .counter(0))
         #expect(before["device_7_msis_injected_total"] == nil, "a device appears with its first MSI")
         #expect(after["msis_inject_total"] == .counter(5))
