@@ -32,10 +32,13 @@ extension Server {
         transfers.readings[vm.key] = nil
         let slot = session.reserveSlot()
         vm.captureWaiting = { [weak self, weak session, weak transfers, unowned vm] in
-            self?.capture(vm) { image in
-                guard let session, let transfers else { return }
+            self?.capture(vm) { [weak self] image in
+                guard let self, let session, let transfers else { return }
+                guard !image.isEmpty else {
+                    return session.fill(slot, with: Frame(.error(.snapshotVM, ErrorReport(.noSuchVM, detail: id.rawValue)), id: frame.messageID))
+                }
                 transfers.readings[vm.key] = .init(image: image, offset: 0)
-                session.fill(slot, with: Frame(.snapshotReply(self!.nextChunk(vm.key, of: transfers, limit: chunkLimit)), id: frame.messageID))
+                session.fill(slot, with: Frame(.snapshotReply(self.nextChunk(vm.key, of: transfers, limit: chunkLimit)), id: frame.messageID))
             }
         }
         startCaptureIfQuiescent(vm)
