@@ -12,6 +12,34 @@ func startItsd(_ name: String, _ arguments: [String] = []) -> (itsd: ItsdProcess
     return (itsd, path)
 }
 
+extension ItsdProcess {
+    /// Lowers itsd's descriptor limit (soft and hard) with prlimit(1); false when that fails.
+    func limitDescriptors(to limit: Int) -> Bool {
+        var child: pid_t = 0
+        let tool = "/usr/bin/prlimit"
+        let arguments: [String] = [tool, "--pid", "\(pid)", "--nofile=\(limit):\(limit)"]
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        guard posix_spawn(&child, tool, nil, nil, argv, environ) == 0 else { return false }
+        var status: Int32 = 0
+        return waitpid(child, &status, 0) == child && status == 0
+    }
+
+    /// CPU time itsd has used, user and system, in clock ticks (from /proc/PID/stat).
+    func cpuTicks() -> Int {
+        guard let file = fopen("/proc/\(pid)/stat", "r") else { return -1 }
+        defer { fclose(file) }
+        var line = [CChar](repeating: 0, count: 1024)
+        guard fgets(&line, Int32(line.count), file) != nil else { return -1 }
+        let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        // The fields after the command name, which is in parentheses: state is the first, utime the 12th.
+        guard let close = text.lastIndex(of: ")") else { return -1 }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = Int(fields[11]), let system = Int(fields[12]) else { return -1 }
+        return user + system
+    }
+}
+
 extension ClientVM {
     /// A connection that has completed HELLO with `limits` (0: the default) and every capability.
     static func hello(_ path: String, limits: Limits = Limits(maxFrameLength: 0, maxBatchEntries: 0, maxInFlight: 0, maxFDsPerMessage: 0)) -> ClientVM? {

@@ -146,4 +146,31 @@ extension BadInputTests {
         usleep(50_000)
         #expect(itsd.openDescriptors() == before)
     }
+
+    /// itsd out of descriptors with peers waiting in the backlog: it stops accepting for a while
+    /// instead of spinning on a socket that stays readable, and accepts the waiting peers once
+    /// descriptors are free again.
+    @Test(.enabled(if: access("/usr/bin/prlimit", X_OK) == 0, "needs prlimit(1) from util-linux"))
+    func runningOutOfDescriptorsDefersAcceptingInsteadOfSpinning() throws {
+        let (itsd, path) = try #require(startItsd("out-of-fds"), "the itsd executable next to the test bundle")
+        defer { itsd.stop() }
+        let room = 6
+        let limit = itsd.openDescriptors() + room
+        try #require(itsd.limitDescriptors(to: limit))
+        // More peers than itsd has descriptors for: the rest wait in the listen backlog.
+        var clients = (0 ..< room + 4).compactMap { _ in TestClient(path: path) }
+        #expect(clients.count == room + 4)
+        usleep(200_000)
+        let before = itsd.cpuTicks()
+        usleep(1_000_000)
+        let used = itsd.cpuTicks() - before
+        let ticksPerSecond = sysconf(Int32(_SC_CLK_TCK))
+        #expect(used < ticksPerSecond / 5, "itsd used \(used) of \(ticksPerSecond) clock ticks in a second while out of descriptors")
+        // Every peer that got in leaves: the last one waiting is accepted and served.
+        let last = clients.removeLast()
+        clients.removeAll()
+        let vm = ClientVM(client: last)
+        let hello = vm.call(.hello(Hello(capabilities: .defined, limits: .defaults)))
+        #expect(hello.map { if case .helloReply = $0.message { true } else { false } } == true, "\(String(describing: hello))")
+    }
 }
