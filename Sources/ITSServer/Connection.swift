@@ -16,9 +16,15 @@ public struct PeerCredentials: Hashable, Sendable {
 /// Reading uses recvmsg with MSG_CMSG_CLOEXEC; the descriptors one recvmsg returns belong to the
 /// frame holding the last byte it returned (Protocol/PROTOCOL.md, section 4). A frame the decoder
 /// rejects gets its error reply and, when the stream can still be framed, the connection goes on;
-/// otherwise it closes after the reply is sent. When more than ``outputHighWater`` bytes wait to be
-/// sent the connection stops reading until they drain, so a client that does not read its replies
-/// cannot make the server's memory grow.
+/// otherwise it closes after the reply is sent.
+///
+/// What a client can make the connection hold is bounded:
+/// - input: one frame of the agreed length (plus ``initialInputCapacity``);
+/// - descriptors: the agreed `max_fds_per_message` on one recvmsg, and as many on a frame still
+///   arriving. More is LIMIT_EXCEEDED and the connection closes (section 4, "Too many");
+/// - output: when more than ``outputHighWater`` bytes wait to be sent, the connection stops
+///   reading until they drain, and bytes already sent are dropped from the buffer as it goes, so a
+///   client that reads slowly or not at all cannot make the server's memory grow.
 /// - Context: the loop thread.
 public final class Connection {
     public let id: UInt64
@@ -36,7 +42,6 @@ public final class Connection {
     /// The receive buffer starts at this size and grows, up to the agreed frame length plus this
     /// much, only for a frame that needs it.
     public static let initialInputCapacity = 65536
-    public static let maxFDsPerReceive = 16
 
     private var poll: PollHandle?
     private var input: [UInt8]
@@ -51,6 +56,10 @@ public final class Connection {
     private var closeWhenFlushed = false
     public private(set) var isClosed = false
     private var readingPaused = false
+    /// Set while ``processFrames()`` runs: a handler that pauses and resumes reading (a reply sent
+    /// at once under `max_in_flight` 1) lets the running loop go on instead of nesting another,
+    /// which would recurse once per frame in the buffer and overflow the stack.
+    private var processing = false
     /// Set by the owner to stop reading new frames (too many requests awaiting replies).
     public var holdsReading = false {
         didSet { if oldValue != holdsReading { updateInterest() } }
@@ -72,6 +81,10 @@ public final class Connection {
 
     /// Bytes waiting to be sent.
     public var pendingOutput: Int { output.count - outputStart }
+    /// Bytes the send buffer holds: those waiting and those sent but not yet dropped.
+    var bufferedOutput: Int { output.count }
+    /// Descriptors the agreed limits let one message carry.
+    private var maxFDsPerMessage: Int { Int(decoder.limits.maxFDsPerMessage) }
 
     // MARK: - Sending
 
@@ -111,6 +124,12 @@ public final class Connection {
                 close()
                 return
             }
+        } else if outputStart >= pendingOutput {
+            // A reader that never catches up never lets the buffer empty: drop what was sent once it
+            // outweighs what waits. Each byte is moved at most once, and the buffer stays within
+            // about twice the high-water mark.
+            output.removeSubrange(0 ..< outputStart)
+            outputStart = 0
         }
         updateInterest()
     }
@@ -142,12 +161,14 @@ public final class Connection {
             if inputEnd == input.count { compact() }
             if inputEnd == input.count { growInput() }
             guard inputEnd < input.count else { return }
-            var fds = [Int32](repeating: -1, count: Self.maxFDsPerReceive)
+            // Room for one descriptor beyond the limit, so that going over it shows even when the
+            // control buffer's alignment would round it up to hold the excess.
+            var fds = [Int32](repeating: -1, count: maxFDsPerMessage + 1)
             var dropped = 0
             var truncated = false
             let received: Int = input.withUnsafeMutableBytes { buffer in
                 var iov = iovec(iov_base: buffer.baseAddress! + inputEnd, iov_len: buffer.count - inputEnd)
-                let controlSize = its_cmsg_space_fds(Self.maxFDsPerReceive)
+                let controlSize = its_cmsg_space_fds(maxFDsPerMessage)
                 return withUnsafeTemporaryAllocation(byteCount: controlSize, alignment: 8) { control in
                     var message = msghdr()
                     return withUnsafeMutablePointer(to: &iov) { iovPointer in
@@ -179,14 +200,24 @@ public final class Connection {
             }
             inputEnd += received
             if !fds.isEmpty { arrivedFDs.append((streamOffset + (inputEnd - inputStart), fds)) }
-            if truncated || dropped > 0 {
-                sendAndClose(Frame(.error(Opcode(0), ErrorReport(.limitExceeded, detail: UInt32(Self.maxFDsPerReceive),
-                                                                 text: "more descriptors than one message may carry")),
-                                   id: MessageID(0)))
-                return
+            if truncated || dropped > 0 || fds.count > maxFDsPerMessage {
+                return refuseDescriptors("more descriptors on one message than the \(maxFDsPerMessage) agreed")
             }
             processFrames()
+            // Every whole frame has taken its descriptors, so what is left came with the frame still
+            // arriving: a client sending it a byte at a time, each with descriptors, must not make
+            // the server hold thousands.
+            if !isClosed, !readingPaused, arrivedFDs.reduce(0, { $0 + $1.fds.count }) > maxFDsPerMessage {
+                return refuseDescriptors("more descriptors on one frame than the \(maxFDsPerMessage) agreed")
+            }
         }
+    }
+
+    /// LIMIT_EXCEEDED with message id 0 and the agreed limit as detail, then the connection closes
+    /// (Protocol/PROTOCOL.md, section 4, "Too many"); closing closes the descriptors held.
+    private func refuseDescriptors(_ text: String) {
+        sendAndClose(Frame(.error(Opcode(0), ErrorReport(.limitExceeded, detail: UInt32(maxFDsPerMessage), text: text)),
+                           id: MessageID(0)))
     }
 
     /// Makes room for the frame being received when it is larger than the buffer, never beyond the
@@ -209,9 +240,14 @@ public final class Connection {
         inputEnd = count
     }
 
-    /// Decodes and hands on every whole frame in the buffer.
+    /// Decodes and hands on every whole frame in the buffer, until reading pauses.
     private func processFrames() {
-        defer { if !isClosed { onFramesHandled(self) } }
+        guard !processing else { return }
+        processing = true
+        defer {
+            processing = false
+            if !isClosed { onFramesHandled(self) }
+        }
         while !isClosed, !readingPaused, inputEnd > inputStart {
             let available = inputEnd - inputStart
             var frameEnd = streamOffset + available

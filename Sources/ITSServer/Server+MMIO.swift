@@ -21,7 +21,7 @@ extension Server {
         let opcode = frame.message.opcode
         func answer(_ result: Result<UInt64, MMIOIgnoredReason>) -> Message {
             switch result {
-            case .success(let read): return .mmioReadReply(value: read)
+            case .success(let read): return value == nil ? .mmioReadReply(value: read) : .done(opcode)
             case .failure(.unsupportedWidth): return .error(opcode, ErrorReport(.badMMIOWidth, detail: UInt32(bytes)))
             case .failure(.misaligned): return .error(opcode, ErrorReport(.badMMIOOffset, detail: UInt32(truncatingIfNeeded: access.offset)))
             // Reserved locations read as zero and ignore writes.

@@ -4,6 +4,11 @@ import Glibc
 
 /// The server's Unix socket: created with a file mode (0600 by default) and optionally a group,
 /// accepting with accept4 and admitting only peers whose SO_PEERCRED uid or gid is allowed.
+///
+/// When the process runs out of descriptors (or the kernel of memory for sockets) the listener
+/// stops watching the socket for ``acceptRetryDelay`` milliseconds: the socket stays readable
+/// while connections wait in the backlog, so watching on would spin the loop until a descriptor
+/// is freed. The waiting peers are accepted once there is room.
 /// - Context: the loop thread.
 public final class UnixListener {
     public struct Options: Sendable {
@@ -24,9 +29,12 @@ public final class UnixListener {
     public let options: Options
     public let fd: Int32
     private var poll: PollHandle?
+    private var retryTimer: TimerHandle?
     private let onAccept: (Int32, PeerCredentials) -> Void
     /// Peers refused for their credentials.
     public private(set) var refused: UInt64 = 0
+    /// How long accepting stops when accept4 fails for want of descriptors or memory, in milliseconds.
+    public static let acceptRetryDelay: UInt64 = 100
     private let ownsPath: Bool
 
     /// Binds and listens at `path`. A stale socket file nobody listens on is replaced; a live one is
@@ -82,6 +90,10 @@ public final class UnixListener {
             throw SystemError(error.description, errno: -error.code)
         }
         poll?.watch(Int32(UV_READABLE.rawValue))
+        retryTimer = TimerHandle(loop: loop) { [unowned self] in
+            self.poll?.watch(Int32(UV_READABLE.rawValue))
+            self.acceptAll()
+        }
     }
 
     deinit { close() }
@@ -113,7 +125,11 @@ public final class UnixListener {
             if client < 0 {
                 let error = its_errno()
                 if error == EINTR || error == ECONNABORTED { continue }
-                return   // EAGAIN, or out of descriptors (EMFILE): try again on the next readiness
+                if [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(error) {
+                    poll?.watch(0)
+                    retryTimer?.start(timeout: Self.acceptRetryDelay)
+                }
+                return   // EAGAIN (the backlog is empty), or out of room: wait for readiness or the timer
             }
             var peer = PeerCredentials(pid: 0, uid: .max, gid: .max)
             guard its_peer_credentials(client, &peer.pid, &peer.uid, &peer.gid) == 0, admits(peer) else {
@@ -128,6 +144,8 @@ public final class UnixListener {
     /// Stops accepting, closes the socket and removes its file.
     public func close() {
         guard let poll else { return }
+        retryTimer?.close()
+        retryTimer = nil
         poll.close()
         self.poll = nil
         Glibc.close(fd)
