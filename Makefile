@@ -5,7 +5,12 @@ SWIFT        ?= swift
 PREFIX       ?= /usr/local
 APT_PACKAGES := libuv1-dev pkg-config
 
-.PHONY: all deps build test test-c-client test-race run bench clean
+BINDIR       := $(PREFIX)/bin
+SYSCONFDIR   := $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR      := $(PREFIX)/lib/systemd/system
+DOCDIR       := $(PREFIX)/share/doc/itsd
+
+.PHONY: all deps test-deps build test test-c-client test-deploy test-race run bench install install-files clean
 
 all: build
 
@@ -16,14 +21,22 @@ deps:
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(APT_PACKAGES); \
 	fi
 
+# What the tests use beyond the build: systemd-socket-activate and systemd-analyze.
+test-deps: deps
+	@if ! command -v systemd-socket-activate >/dev/null 2>&1 || ! command -v systemd-analyze >/dev/null 2>&1; then \
+		echo "installing systemd (systemd-socket-activate, systemd-analyze)"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends systemd; \
+	fi
+
 build: deps
 	$(SWIFT) build
 
-test: deps
+test: test-deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --parallel
 	$(MAKE) -C Protocol check
 	$(MAKE) test-c-client
+	$(MAKE) test-deploy
 
 # Protocol/examples/c-client against the debug itsd (built above by --build-tests) on a temporary
 # socket. Fails when the client fails, when itsd does not come up within 10 s, or when itsd does not
@@ -69,6 +82,40 @@ run: deps
 bench: deps
 	$(SWIFT) build -c release --product its-bench
 	for bench in lpi-map wire translate cmdq; do $$($(SWIFT) build -c release --show-bin-path)/its-bench $$bench --json; done
+
+# Installs the release binaries, the systemd units (with this PREFIX's paths), the sample
+# configuration (kept if one is there) and the documents. DESTDIR stages the tree for packaging.
+install: deps
+	$(SWIFT) build -c release --product itsd
+	$(MAKE) install-files BIN_PATH="$$($(SWIFT) build -c release --show-bin-path)"
+
+install-files:
+	install -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(UNITDIR)" "$(DESTDIR)$(SYSCONFDIR)/itsd" "$(DESTDIR)$(DOCDIR)"
+	install -m 0755 "$(BIN_PATH)/itsd" "$(DESTDIR)$(BINDIR)/itsd"
+	sed -e 's|/usr/local/bin|$(BINDIR)|g' -e 's|/usr/local/etc|$(SYSCONFDIR)|g' -e 's|/usr/local/share/doc/itsd|$(DOCDIR)|g' \
+		deploy/itsd.service > "$(DESTDIR)$(UNITDIR)/itsd.service"
+	chmod 0644 "$(DESTDIR)$(UNITDIR)/itsd.service"
+	install -m 0644 deploy/itsd.socket "$(DESTDIR)$(UNITDIR)/itsd.socket"
+	if [ ! -e "$(DESTDIR)$(SYSCONFDIR)/itsd/itsd.toml" ]; then install -m 0644 deploy/itsd.toml "$(DESTDIR)$(SYSCONFDIR)/itsd/itsd.toml"; fi
+	install -m 0644 README.md docs/OPERATIONS.md docs/SEMANTICS.md docs/ARCHITECTURE.md Protocol/PROTOCOL.md "$(DESTDIR)$(DOCDIR)/"
+
+# The install tree with the debug build under a temporary PREFIX: systemd-analyze accepts the
+# units as installed, and the installed itsd starts with the installed configuration through
+# systemd-socket-activate and answers on the passed socket.
+test-deploy: test-deps
+	@set -u; dir="$$(mktemp -d /tmp/itsd-deploy.XXXXXX)"; pid=""; \
+	trap 'if [ -n "$$pid" ]; then kill -KILL "$$pid" 2>/dev/null; fi; rm -rf "$$dir"' EXIT; \
+	$(MAKE) --no-print-directory install-files PREFIX="$$dir" BIN_PATH="$$($(SWIFT) build --show-bin-path)" >/dev/null; \
+	systemd-analyze verify "$$dir/lib/systemd/system/itsd.socket" "$$dir/lib/systemd/system/itsd.service"; \
+	exec_start="$$(sed -n 's/^ExecStart=//p' "$$dir/lib/systemd/system/itsd.service")"; \
+	systemd-socket-activate -l "$$dir/itsd.sock" $$exec_start --lanes 1 >"$$dir/itsd.log" 2>&1 & pid=$$!; \
+	tries=0; until [ -S "$$dir/itsd.sock" ] || [ $$tries -ge 100 ]; do tries=$$((tries + 1)); sleep 0.1; done; \
+	python3 -c 'import socket,struct,sys; s=socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1]); s.sendall(struct.pack("<IHHII",48,1,0,1,0)+struct.pack("<HHIQIIIHH",1,0,0,0,0,0,0,0,0)); r=s.recv(64); sys.exit(0 if len(r)==48 and r[6]&1 else 1)' "$$dir/itsd.sock" \
+		|| { echo "no HELLO reply from the installed itsd:"; cat "$$dir/itsd.log"; exit 1; }; \
+	kill -TERM "$$pid"; status=0; wait "$$pid" || status=$$?; pid=""; \
+	if [ $$status -ne 0 ]; then echo "installed itsd exited with $$status:"; cat "$$dir/itsd.log"; exit 1; fi; \
+	grep -q "socket activation" "$$dir/itsd.log" || { cat "$$dir/itsd.log"; exit 1; }; \
+	echo "deploy: units verified; installed itsd served a socket-activated HELLO"
 
 clean:
 	rm -rf .build .build-tsan

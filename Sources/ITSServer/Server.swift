@@ -23,6 +23,9 @@ public final class Server {
         public var logger = Logger(label: "itsd")
         /// Guest-error log messages per VM per 10 s (the rest are counted and summed up).
         public var guestErrorLogBurst = 20
+        /// A listening Unix socket passed by the service manager (socket activation), used instead of
+        /// creating one at `socketPath`.
+        public var inheritedListener: Int32?
         /// The optional TCP listener and the secret its clients must send (AUTHENTICATE).
         public var tcp: (endpoint: TCPListener.Endpoint, secret: [UInt8])?
 
@@ -39,6 +42,8 @@ public final class Server {
     var registry: VMRegistry!
     var listener: UnixListener?
     public private(set) var tcpListener: TCPListener?
+    /// The path of the Unix socket being served (with socket activation, the one systemd made).
+    public var listeningPath: String? { listener?.path }
     /// TCP connections that have not sent the right secret yet.
     var unauthenticated: Set<UInt64> = []
     var sessions: [UInt64: Session] = [:]
@@ -62,8 +67,11 @@ public final class Server {
         mailbox = Mailbox(loop: loop) { [unowned self] batch in self.handleLaneWork(batch) }
         lanes = LaneGroup(count: configuration.lanes, replies: mailbox)
         registry = VMRegistry(lanes: lanes, gracePeriod: configuration.gracePeriod, maximumVMs: configuration.maximumVMs)
-        listener = try UnixListener(path: configuration.socketPath, options: configuration.listener, loop: loop) {
-            [unowned self] fd, peer in self.accept(fd, peer, transport: .unixStream)
+        let onAccept: (Int32, PeerCredentials) -> Void = { [unowned self] fd, peer in self.accept(fd, peer, transport: .unixStream) }
+        if let inherited = configuration.inheritedListener {
+            listener = try UnixListener(adopting: inherited, options: configuration.listener, loop: loop, onAccept: onAccept)
+        } else {
+            listener = try UnixListener(path: configuration.socketPath, options: configuration.listener, loop: loop, onAccept: onAccept)
         }
         if let tcp = configuration.tcp {
             do {

@@ -96,6 +96,44 @@ public final class UnixListener {
         }
     }
 
+    /// Adopts a listening Unix stream socket made by someone else — systemd's socket activation
+    /// (LISTEN_FDS) — whose file belongs to them: it is not removed on close, and its mode and
+    /// group are theirs. Peers are admitted by `options` as for a socket of our own.
+    public init(adopting fd: Int32, options: Options = Options(), loop: EventLoop,
+                onAccept: @escaping (Int32, PeerCredentials) -> Void) throws(SystemError)
+    {
+        var domain: Int32 = 0
+        var type: Int32 = 0
+        var listening: Int32 = 0
+        var size = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &size) == 0, domain == AF_UNIX,
+              getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &size) == 0, type == Int32(SOCK_STREAM.rawValue),
+              getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &size) == 0, listening == 1
+        else { throw SystemError("descriptor \(fd) is not a listening Unix stream socket", errno: ENOTSOCK) }
+        var address = sockaddr_un()
+        var length = socklen_t(MemoryLayout<sockaddr_un>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        path = withUnsafeBytes(of: &address.sun_path) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        self.fd = fd
+        self.options = options
+        self.onAccept = onAccept
+        ownsPath = false
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        do {
+            poll = try PollHandle(loop: loop, fd: fd) { [unowned self] status, _ in
+                if status >= 0 { self.acceptAll() }
+            }
+        } catch {
+            throw SystemError(error.description, errno: -error.code)
+        }
+        poll?.watch(Int32(UV_READABLE.rawValue))
+        retryTimer = TimerHandle(loop: loop) { [unowned self] in
+            self.poll?.watch(Int32(UV_READABLE.rawValue))
+            self.acceptAll()
+        }
+    }
+
     deinit { close() }
 
     /// Removes a socket file at `path` that nothing listens on.

@@ -72,6 +72,23 @@ struct Itsd: ParsableCommand {
         }
     }
 
+    /// The listening socket systemd passed (sd_listen_fds(3): LISTEN_PID is this process and
+    /// LISTEN_FDS counts descriptors from 3), or nil. The variables are removed so that nothing
+    /// this process starts takes them for its own.
+    static func socketActivation() -> Int32? {
+        defer {
+            unsetenv("LISTEN_PID")
+            unsetenv("LISTEN_FDS")
+            unsetenv("LISTEN_FDNAMES")
+        }
+        guard let pid = getenv("LISTEN_PID").flatMap({ pid_t(String(cString: $0)) }), pid == getpid(),
+              let count = getenv("LISTEN_FDS").flatMap({ Int(String(cString: $0)) }), count >= 1
+        else { return nil }
+        if count > 1 { write("itsd: \(count) sockets passed; serving the first, closing the rest\n", to: 2) }
+        for extra in 1 ..< count { close(Int32(3 + extra)) }
+        return 3
+    }
+
     static func parseMode(_ text: String) -> mode_t? {
         guard let mode = UInt32(text, radix: 8), mode <= 0o777 else { return nil }
         return mode_t(mode)
@@ -97,8 +114,9 @@ struct Itsd: ParsableCommand {
             handler.logLevel = level
             return handler
         }
+        let inherited = Self.socketActivation()
         let path = socket ?? file?.socket ?? Self.defaultSocketPath
-        if path == "/run/itsd/itsd.sock" { mkdir("/run/itsd", 0o755) }
+        if inherited == nil, path == "/run/itsd/itsd.sock" { mkdir("/run/itsd", 0o755) }
         let laneCount = lanes ?? file?.lanes ?? max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         var configuration = Server.Configuration(socketPath: path, lanes: laneCount)
         configuration.gracePeriod = UInt64((gracePeriod ?? file?.gracePeriod ?? 60) * 1000)
@@ -106,6 +124,7 @@ struct Itsd: ParsableCommand {
         if let bytes = file?.maxSnapshotBytes { configuration.maximumSnapshotBytes = bytes }
         if let burst = file?.guestErrorLogBurst { configuration.guestErrorLogBurst = burst }
         configuration.logger = Logger(label: "itsd")
+        configuration.inheritedListener = inherited
         configuration.listener.mode = Self.parseMode(socketMode ?? file?.socketMode ?? "0600")!
         if let uids = file?.allowedUIDs { configuration.listener.allowedUIDs.formUnion(uids) }
         if let gids = file?.allowedGIDs { configuration.listener.allowedGIDs.formUnion(gids) }
@@ -136,7 +155,7 @@ struct Itsd: ParsableCommand {
         do {
             server = try Server(configuration: configuration)
         } catch {
-            Self.write("itsd: cannot listen on \(path): \(error)\n", to: 2)
+            Self.write("itsd: cannot listen on \(inherited.map { "the socket passed by the service manager (fd \($0))" } ?? path): \(error)\n", to: 2)
             throw ExitCode(1)
         }
         // A parent may have started us with these blocked (posix_spawn passes its mask on).
@@ -153,7 +172,9 @@ struct Itsd: ParsableCommand {
                 server.stop()
             })
         }
-        Self.write("itsd listening on \(path) (\(configuration.lanes) lane\(configuration.lanes == 1 ? "" : "s"))\n", to: 1)
+        let served = server.listeningPath ?? path
+        let activated = inherited == nil ? "" : ", socket activation"
+        Self.write("itsd listening on \(served) (\(configuration.lanes) lane\(configuration.lanes == 1 ? "" : "s")\(activated))\n", to: 1)
         if let tcpListener = server.tcpListener {
             var bound = tcpListener.endpoint
             bound.port = tcpListener.port

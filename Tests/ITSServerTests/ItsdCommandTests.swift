@@ -107,7 +107,9 @@ final class ItsdRun {
     private let errorPath: String
     private var status: Int32?
 
-    init?(_ arguments: [String]) {
+    /// Runs itsd with `arguments`, through `launcher` (a program that execs the command line it is
+    /// given, such as systemd-socket-activate) when one is named.
+    init?(_ arguments: [String], launcher: [String] = []) {
         var executable = [CChar](repeating: 0, count: 4096)
         let length = readlink("/proc/self/exe", &executable, executable.count - 1)
         guard length > 0 else { return nil }
@@ -122,9 +124,9 @@ final class ItsdRun {
         posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_addopen(&actions, 2, errorPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         var pid: pid_t = 0
-        let argv = ([binary] + arguments).map { strdup($0) } + [nil]
+        let argv = (launcher + [binary] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
-        guard posix_spawn(&pid, binary, &actions, nil, argv, environ) == 0 else { return nil }
+        guard posix_spawn(&pid, launcher.first ?? binary, &actions, nil, argv, environ) == 0 else { return nil }
         self.pid = pid
     }
 
@@ -202,5 +204,27 @@ extension ItsdCommandTests {
         #expect(open.errors.contains("must not be open to group or others"))
         let badAddress = try #require(ItsdRun(["--socket", path, "--tcp", "localhost:7300", "--tcp-secret-file", secret.path]))
         #expect(badAddress.wait() == 64)
+    }
+}
+
+extension ItsdCommandTests {
+    /// systemd socket activation: itsd serves the listening socket passed as LISTEN_FDS and leaves
+    /// its file to the service manager.
+    @Test func socketActivation() throws {
+        let launcher = "/usr/bin/systemd-socket-activate"
+        try #require(access(launcher, X_OK) == 0, "systemd-socket-activate (Debian's systemd package; make test installs it)")
+        let path = temporarySocketPath("activated")
+        unlink(path)
+        let run = try #require(ItsdRun(["--lanes", "1"], launcher: [launcher, "-l", path]))
+        for _ in 0 ..< 250 where access(path, F_OK) != 0 { usleep(20_000) }
+        let client = try #require(TestClient(path: path))
+        let vm = ClientVM(client: client)
+        let hello = vm.call(.hello(Hello(capabilities: .defined, limits: .defaults)))
+        #expect(hello.map { if case .helloReply = $0.message { true } else { false } } == true)
+        #expect(vm.call(.ping(nonce: 42))?.message == .pingReply(nonce: 42))
+        #expect(run.waitForOutput("itsd listening on \(path) (1 lane, socket activation)"), "stdout: \(run.output)")
+        #expect(run.stop() == 0)
+        #expect(access(path, F_OK) == 0, "the socket file belongs to the service manager")
+        unlink(path)
     }
 }
