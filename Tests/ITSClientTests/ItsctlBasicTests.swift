@@ -15,7 +15,7 @@ import Testing
 
     @Test func aMissingServerNamesThePathAndHowToStartIt() {
         let path = temporaryPath("nothing.sock")
-        for arguments in [["ping"], ["vm", "list"]] {
+        for arguments in [["ping"], ["vm", "list"], ["stats", "--once"]] {
             let result = itsctl(arguments + ["--socket", path])
             #expect(result.status == 69, "\(arguments): exit \(result.status), \(result.errors)")
             #expect(result.errors.contains("itsctl: no itsd socket at \(path): start itsd with `itsd --socket \(path)`"),
@@ -67,7 +67,7 @@ import Testing
     }
 
     @Test func everySubcommandHasHelp() {
-        for command in [[], ["vm"], ["vm", "list"], ["ping"]] {
+        for command in [[], ["stats"], ["vm"], ["vm", "list"], ["ping"]] {
             let result = itsctl(command + ["--help"])
             #expect(result.status == 0, "\(command)")
             #expect(result.output.contains("USAGE: itsctl"), "\(command): \(result.output)")
@@ -77,7 +77,7 @@ import Testing
             let script = itsctl(["--generate-completion-script", shell])
             #expect(script.status == 0)
             #expect(script.output.contains("itsctl"))
-            #expect(script.output.contains("list") && script.output.contains("count"), "\(shell)")
+            #expect(script.output.contains("list") && script.output.contains("prometheus"), "\(shell)")
         }
     }
 }

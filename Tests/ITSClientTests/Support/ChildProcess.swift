@@ -76,7 +76,7 @@ final class ChildProcess {
     func wait(seconds: Double = 30) -> Int32? {
         if let status { return status }
         var raw: Int32 = 0
-        for _ in 0 ..< Int(seconds * 100) {
+        for _ in 0 ... Int(seconds * 100) {
             if waitpid(pid, &raw, WNOHANG) == pid {
                 let code = raw & 0x7F == 0 ? (raw >> 8) & 0xFF : 128 + (raw & 0x7F)
                 status = code
