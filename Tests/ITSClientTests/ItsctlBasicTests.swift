@@ -15,7 +15,8 @@ import Testing
 
     @Test func aMissingServerNamesThePathAndHowToStartIt() {
         let path = temporaryPath("nothing.sock")
-        for arguments in [["ping"], ["vm", "list"], ["stats", "--once"]] {
+        for arguments in [["ping"], ["vm", "list"], ["stats", "--once"], ["dump", "1"], ["inject", "1", "2", "3"],
+                          ["snapshot", "1", path + ".snap"], ["top", "-n", "1"]] {
             let result = itsctl(arguments + ["--socket", path])
             #expect(result.status == 69, "\(arguments): exit \(result.status), \(result.errors)")
             #expect(result.errors.contains("itsctl: no itsd socket at \(path): start itsd with `itsd --socket \(path)`"),
@@ -67,7 +68,7 @@ import Testing
     }
 
     @Test func everySubcommandHasHelp() {
-        for command in [[], ["stats"], ["vm"], ["vm", "list"], ["ping"]] {
+        for command in [[], ["stats"], ["top"], ["vm"], ["vm", "list"], ["dump"], ["inject"], ["snapshot"], ["restore"], ["ping"]] {
             let result = itsctl(command + ["--help"])
             #expect(result.status == 0, "\(command)")
             #expect(result.output.contains("USAGE: itsctl"), "\(command): \(result.output)")
@@ -77,7 +78,7 @@ import Testing
             let script = itsctl(["--generate-completion-script", shell])
             #expect(script.status == 0)
             #expect(script.output.contains("itsctl"))
-            #expect(script.output.contains("list") && script.output.contains("prometheus"), "\(shell)")
+            #expect(script.output.contains("snapshot") && script.output.contains("prometheus"), "\(shell)")
         }
     }
 }
