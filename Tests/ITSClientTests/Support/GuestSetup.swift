@@ -36,10 +36,15 @@ final class GuestRAM {
         base.storeBytes(of: value.littleEndian, toByteOffset: Int(address), as: UInt64.self)
     }
 
-    /// Registers the RAM with the VM; enables LPIs on every vCPU (64 LPIs from 8192, priority 0xA0,
-    /// enabled); points the ITS at its queue and tables and enables it.
+    /// Registers the RAM with the VM, then programs the interrupt controller as `program` does.
     func attach(to vm: ITSVM) throws {
         try vm.addMemoryRegion(fd: fd, guestAddress: 0, size: UInt64(Self.size))
+        try program(vm)
+    }
+
+    /// What a guest's driver does through forwarded MMIO: enables LPIs on every vCPU (64 LPIs from
+    /// 8192, priority 0xA0, enabled), points the ITS at its queue and tables and enables it.
+    func program(_ vm: ITSVM) throws {
         for n in 0 ..< 64 { write8(0xA3, at: 0x10_0000 + UInt64(n)) }
         for vcpu in 0 ..< vm.config.vcpuCount {
             let frame = MMIOFrame.redistributor(Wire.VCPU(vcpu))
