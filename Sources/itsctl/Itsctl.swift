@@ -17,6 +17,7 @@ struct Itsctl: ParsableCommand {
         at the socket; 73 an output file that cannot be created; 74 an I/O error; 76 a protocol error; \
         77 permission denied.
         """,
-        subcommands: [Stats.self, Top.self, VMCommand.self, Dump.self, Inject.self, Snapshot.self, Restore.self, Ping.self]
+        subcommands: [Stats.self, Top.self, VMCommand.self, Dump.self, Inject.self, Snapshot.self, Restore.self, Ping.self,
+                      Demo.self]
     )
 }

@@ -68,7 +68,7 @@ import Testing
     }
 
     @Test func everySubcommandHasHelp() {
-        for command in [[], ["stats"], ["top"], ["vm"], ["vm", "list"], ["dump"], ["inject"], ["snapshot"], ["restore"], ["ping"]] {
+        for command in [[], ["stats"], ["top"], ["vm"], ["vm", "list"], ["dump"], ["inject"], ["snapshot"], ["restore"], ["ping"], ["demo"]] {
             let result = itsctl(command + ["--help"])
             #expect(result.status == 0, "\(command)")
             #expect(result.output.contains("USAGE: itsctl"), "\(command): \(result.output)")

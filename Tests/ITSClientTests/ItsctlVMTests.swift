@@ -148,3 +148,29 @@ enum SnapshotFile {
         return bytes
     }
 }
+
+/// `itsctl demo`: a VM with traffic that stats sees, destroyed at the end.
+@Suite(.serialized) struct ItsctlDemoTests {
+    @Test func demoRunsTrafficAndCleansUp() throws {
+        let server = try #require(LiveServer())
+        let demo = try #require(startItsctl(["demo", "--seconds", "3", "--vcpus", "2", "--devices", "3", "--rate", "5000",
+                                             "--socket", server.socketPath]))
+        let observer = try ITSConnection(path: server.socketPath)
+        #expect(try eventually(seconds: 10) { try observer.listVMs().count == 1 })
+        let id = try #require(try observer.listVMs().first?.vm)
+        let sample = itsctl(["stats", "0.5", "--once", "--json", "--vm", "\(id)", "--socket", server.socketPath])
+        let stats = JSONValue.parse(sample.output)?["stats"]?.array ?? []
+        let rate = stats.first { $0["name"]?.string == "msis_inject_batch_total" }?["rate"]?.number ?? 0
+        #expect(rate > 1000, "about 5000 MSIs/s: \(rate)")
+        let devices = stats.filter { $0["name"]?.string == "device_msis_injected_total" }.compactMap { $0["labels"]?["device"]?.string }
+        #expect(devices.sorted() == ["1", "2", "3"])
+        #expect(demo.wait(seconds: 20) == 0, "\(demo.errors)")
+        #expect(demo.output.hasPrefix("demo: VM \(id) with 2 vCPUs and 3 devices of 8 vectors on \(server.socketPath)"))
+        #expect(demo.output.contains("; VM \(id) destroyed\n"))
+        #expect(try observer.listVMs().isEmpty)
+        let acked = demo.output.split(separator: " ").firstIndex(of: "acknowledged").flatMap { index in
+            Int(demo.output.split(separator: " ")[index + 1])
+        }
+        #expect((acked ?? 0) > 0)
+    }
+}
