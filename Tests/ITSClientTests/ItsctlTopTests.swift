@@ -120,3 +120,41 @@ import Testing
         }
     }
 }
+
+/// The table view on a terminal: its header every 20 rows, in bold unless NO_COLOR is set; and no
+/// escape sequences at all when the output is a file.
+@Suite(.serialized) struct ItsctlTerminalOutputTests {
+    @Test func statsRepeatsItsHeaderAndColoursOnlyATerminal() throws {
+        guard let executable = findExecutable("tmux") else {
+            try Test.cancel("tmux is not installed (make test-deps installs Debian's tmux)")
+        }
+        let tmux = ItsctlTopTests.Tmux(executable: executable)
+        defer { tmux.kill() }
+        let server = try #require(LiveServer())
+        let command = "env -u NO_COLOR \(productDirectory())/itsctl stats 0.05 25 --socket \(server.socketPath); sleep 30"
+        try #require(tmux.run(["new-session", "-d", "-s", tmux.name, "-x", "150", "-y", "60", "sh", "-c", command]).status == 0)
+        var screen = ""
+        #expect(eventually(seconds: 20) {
+            screen = tmux.run(["capture-pane", "-e", "-p", "-t", tmux.name]).output
+            return screen.split(separator: "\n").filter { !$0.isEmpty }.count >= 27
+        }, "\(screen)")
+        let lines = screen.split(separator: "\n").filter { !$0.isEmpty }
+        let headers = lines.enumerated().filter { $0.element.contains("msi/s") }.map(\.offset)
+        #expect(headers == [0, 21], "a header, 20 rows, the header again: \(headers)")
+        #expect(lines[0].hasPrefix("\u{1B}[1m"), "bold on a terminal: \(lines[0].debugDescription)")
+
+        let plainCommand = "NO_COLOR=1 \(productDirectory())/itsctl stats 0.05 2 --socket \(server.socketPath); sleep 30"
+        tmux.run(["kill-session", "-t", tmux.name])
+        try #require(tmux.run(["new-session", "-d", "-s", tmux.name, "-x", "150", "-y", "20", "sh", "-c", plainCommand]).status == 0)
+        #expect(eventually(seconds: 10) {
+            screen = tmux.run(["capture-pane", "-e", "-p", "-t", tmux.name]).output
+            return screen.split(separator: "\n").filter { !$0.isEmpty }.count >= 3
+        })
+        #expect(!screen.contains("\u{1B}[1m"), "NO_COLOR: \(screen.debugDescription)")
+
+        let piped = itsctl(["stats", "0.05", "2", "--socket", server.socketPath], environment: ["TERM": "xterm"])
+        #expect(piped.status == 0)
+        #expect(!piped.output.contains("\u{1B}"), "not a terminal: no escape sequences")
+        #expect(piped.output.split(separator: "\n").filter { $0.contains("msi/s") }.count == 1)
+    }
+}
