@@ -214,3 +214,42 @@ import Testing
         #expect(InjectEncoding.maxBatchEntries(Limits(maxFrameLength: 4096, maxBatchEntries: 65536, maxInFlight: 1, maxFDsPerMessage: 1)) == 509)
     }
 }
+
+/// Events: a subscriber learns that a vCPU has an LPI to take and that a VM is gone.
+@Suite struct ClientEventTests {
+    @Test func subscribersReceiveVCPUNotifyAndVMGone() throws {
+        let server = try #require(LiveServer())
+        let connection = try ITSConnection(path: server.socketPath, capabilities: [.events])
+        let vm = try connection.createVM(ClientEndToEndTests.config)
+        let ram = GuestRAM()
+        try ram.attach(to: vm)
+        try ram.mapDevice(7, events: 2, on: vm)
+        try vm.subscribe([.vcpuNotify, .vmGone])
+        try vm.vectorGroup(deviceID: Wire.DeviceID(7)).trigger(1)
+        var events: [Message] = []
+        #expect(try eventually {
+            events += try connection.takeEvents()
+            return !events.isEmpty
+        })
+        #expect(events == [.vcpuNotify(vm.id, Wire.VCPU(1))])
+        #expect(try vm.vcpu(1).acknowledge()?.intid == Wire.INTID(8193))
+
+        let other = try ITSConnection(path: server.socketPath)
+        try other.attachVM(vm.id, token: vm.token).destroy()
+        events = []
+        #expect(try eventually {
+            events += try connection.takeEvents()
+            return !events.isEmpty
+        })
+        #expect(events == [.vmGone(vm.id, reason: .destroyed)])
+
+        let plain = try ITSConnection(path: server.socketPath)
+        let unsubscribed = try plain.createVM(ClientEndToEndTests.config)
+        do {
+            try unsubscribed.subscribe([.vmGone])
+            Issue.record("SUBSCRIBE without the EVENTS capability succeeded")
+        } catch {
+            #expect(error.status == .capabilityNotAgreed)
+        }
+    }
+}
