@@ -77,11 +77,14 @@ struct Top: ParsableCommand {
                 next -= UInt64(delay * 1e9)
                 continue
             }
-            do {
-                try refresh()
+            do throws(ITSClientError) {
+                try model.refresh(connection)
             } catch {
+                // Back on the normal screen first, so that the message stays visible.
                 screen.restore()
-                throw error
+                let failure = Failure(error, socket: options.socket, vm: nil)
+                Terminal.printError(failure.message)
+                throw ExitCode(failure.code)
             }
             shown += 1
         }

@@ -105,6 +105,24 @@ import Testing
         #expect(text.contains(" icanon") && !text.contains("-icanon"), "\(text)")
     }
 
+    @Test func aServerThatGoesAwayEndsTopWithTheTerminalRestored() throws {
+        let tmux = try tmux()
+        let server = try #require(LiveServer())
+        let after = temporaryPath("stty")
+        let errors = after + ".err"
+        defer { unlink(after); unlink(errors); tmux.kill() }
+        let command = "\(productDirectory())/itsctl top -d 0.2 --socket \(server.socketPath) 2> \(errors); "
+            + "echo \"exit $?\" > \(after); stty -a >> \(after); sleep 30"
+        try #require(tmux.run(["new-session", "-d", "-s", tmux.name, "-x", "100", "-y", "30", "sh", "-c", command]).status == 0)
+        #expect(eventually(seconds: 10) { tmux.capture().contains("itsd top") })
+        #expect(server.process.stop() == 0)
+        var text = ""
+        #expect(eventually(seconds: 10) { text = readText(after); return text.contains("speed") })
+        #expect(text.hasPrefix("exit 69\n"), "\(text)")
+        #expect(text.contains(" icanon") && !text.contains("-icanon"), "\(text)")
+        #expect(readText(errors).hasPrefix("itsctl: itsd at \(server.socketPath) closed the connection"), "\(readText(errors))")
+    }
+
     @Test func plainSnapshotsWhenNotATerminal() throws {
         let server = try #require(LiveServer())
         let traffic = try TrafficVM(socket: server.socketPath)
