@@ -88,6 +88,9 @@ public final class Connection {
 
     /// Bytes waiting to be sent.
     public var pendingOutput: Int { output.count - outputStart }
+    /// Whether the connection is not reading: its replies wait to be read, its owner holds it, or
+    /// it closes once what it owes is sent.
+    public var isReadingPaused: Bool { readingPaused }
     /// Bytes the send buffer holds: those waiting and those sent but not yet dropped.
     var bufferedOutput: Int { output.count }
     /// Descriptors the agreed limits let one message carry.
