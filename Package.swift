@@ -7,6 +7,8 @@ let package = Package(
         .executable(name: "itsd", targets: ["itsd"]),
         .library(name: "ITSModel", targets: ["ITSModel"]),
         .library(name: "ITSWire", targets: ["ITSWire"]),
+        .library(name: "ITSClient", targets: ["ITSClient"]),
+        .executable(name: "itsctl", targets: ["itsctl"]),
         .executable(name: "its-bench", targets: ["its-bench"]),
     ],
     dependencies: [
@@ -38,10 +40,16 @@ let package = Package(
             "ITSServer", "CLibUV", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"), .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
+        // The client library over ITSWire: blocking Unix-socket I/O with descriptor passing.
+        .target(name: "ITSClient", dependencies: ["ITSWire", "CITSSupport"]),
+        .executableTarget(name: "itsctl", dependencies: [
+            "ITSClient", "ITSWire", "ITSModel", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .executableTarget(name: "its-bench", dependencies: ["ITSModel", "ITSWire"]),
         .testTarget(name: "ITSModelTests", dependencies: ["ITSModel"]),
         .testTarget(name: "CLibUVTests", dependencies: ["CLibUV"]),
         .testTarget(name: "ITSWireTests", dependencies: ["ITSWire"]),
+        .testTarget(name: "ITSClientTests", dependencies: ["ITSClient", "ITSWire", "ITSModel", "CITSSupport"]),
         .testTarget(name: "ITSServerTests", dependencies: ["ITSServer", "ITSModel", "ITSWire", "CITSSupport"]),
     ],
     swiftLanguageModes: [.v6]
