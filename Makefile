@@ -10,7 +10,7 @@ SYSCONFDIR   := $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 UNITDIR      := $(PREFIX)/lib/systemd/system
 DOCDIR       := $(PREFIX)/share/doc/itsd
 
-.PHONY: all deps test-deps build test test-c-client test-deploy test-race run bench install install-files clean
+.PHONY: all deps test-deps build test test-c-client test-deploy test-load test-race run bench bench-deps install install-files clean
 
 all: build
 
@@ -37,6 +37,12 @@ test: test-deps
 	$(MAKE) -C Protocol check
 	$(MAKE) test-c-client
 	$(MAKE) test-deploy
+	$(MAKE) test-load
+
+# its-load (debug build, from --build-tests above) in every mode with a few thousand MSIs against the
+# itsd it starts itself: the JSON keys, the MSI count, every LPI injected and acknowledged, none lost.
+test-load:
+	python3 tools/bench/smoke_load.py "$$($(SWIFT) build --show-bin-path)/its-load"
 
 # Protocol/examples/c-client against the debug itsd (built above by --build-tests) on a temporary
 # socket. Fails when the client fails, when itsd does not come up within 10 s, or when itsd does not
