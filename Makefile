@@ -85,9 +85,20 @@ run: deps
 	$(SWIFT) build -c release --product itsd
 	$$($(SWIFT) build -c release --show-bin-path)/itsd
 
-bench: deps
+# The standard suite (tools/bench/bench.py, about 4 minutes): its-load's modes and its-bench's micro
+# benchmarks in release, three runs each; rewrites BENCHMARKS.md, docs/bench/results.json and the plots.
+bench: deps bench-deps
+	$(SWIFT) build -c release --product itsd
+	$(SWIFT) build -c release --product its-load
 	$(SWIFT) build -c release --product its-bench
-	for bench in lpi-map wire translate cmdq; do $$($(SWIFT) build -c release --show-bin-path)/its-bench $$bench --json; done
+	python3 tools/bench/bench.py "$$($(SWIFT) build -c release --show-bin-path)" "$(CURDIR)"
+
+# gnuplot draws the plots.
+bench-deps:
+	@if ! command -v gnuplot >/dev/null 2>&1; then \
+		echo "installing gnuplot-nox"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gnuplot-nox; \
+	fi
 
 # Installs the release binaries, the systemd units (with this PREFIX's paths), the sample
 # configuration (kept if one is there) and the documents. DESTDIR stages the tree for packaging.
