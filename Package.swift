@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "ITSClient", targets: ["ITSClient"]),
         .executable(name: "itsctl", targets: ["itsctl"]),
         .executable(name: "its-bench", targets: ["its-bench"]),
+        .executable(name: "its-load", targets: ["its-load"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -46,6 +47,13 @@ let package = Package(
             "ITSClient", "ITSWire", "ITSModel", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "its-bench", dependencies: ["ITSModel", "ITSWire"]),
+        // epoll and posix_spawn for its-load (Swift's Glibc module has no sys/epoll.h).
+        .target(name: "CITSLoad"),
+        .executableTarget(name: "its-load", dependencies: [
+            "ITSModel", "ITSWire", "CITSSupport", "CITSLoad",
+            .product(name: "Histogram", package: "hdrhistogram-swift"),
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .testTarget(name: "ITSModelTests", dependencies: ["ITSModel"]),
         .testTarget(name: "CLibUVTests", dependencies: ["CLibUV"]),
         .testTarget(name: "ITSWireTests", dependencies: ["ITSWire"]),
