@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "ITSModel", targets: ["ITSModel"]),
         .library(name: "ITSWire", targets: ["ITSWire"]),
         .executable(name: "its-bench", targets: ["its-bench"]),
+        .executable(name: "its-vhost-demo", targets: ["its-vhost-demo"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -39,6 +40,13 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"), .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
         .executableTarget(name: "its-bench", dependencies: ["ITSModel", "ITSWire"]),
+        // Memory fences for the virtqueue the demo shares with a vhost-user back-end.
+        .target(name: "CVhostDemo"),
+        // A vhost-user front-end whose virtio-blk completions reach the guest as LPIs through itsd.
+        .executableTarget(name: "its-vhost-demo", dependencies: [
+            "ITSWire", "CITSSupport", "CVhostDemo",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .testTarget(name: "ITSModelTests", dependencies: ["ITSModel"]),
         .testTarget(name: "CLibUVTests", dependencies: ["CLibUV"]),
         .testTarget(name: "ITSWireTests", dependencies: ["ITSWire"]),
