@@ -21,11 +21,16 @@ deps:
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(APT_PACKAGES); \
 	fi
 
-# What the tests use beyond the build: systemd-socket-activate and systemd-analyze.
+# What the tests use beyond the build: systemd-socket-activate and systemd-analyze, and
+# qemu-storage-daemon (the vhost-user-blk back-end VhostDemoTests drive its-vhost-demo against).
 test-deps: deps
 	@if ! command -v systemd-socket-activate >/dev/null 2>&1 || ! command -v systemd-analyze >/dev/null 2>&1; then \
 		echo "installing systemd (systemd-socket-activate, systemd-analyze)"; \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends systemd; \
+	fi
+	@if ! command -v qemu-storage-daemon >/dev/null 2>&1; then \
+		echo "installing qemu-system-common (qemu-storage-daemon)"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends qemu-system-common; \
 	fi
 
 build: deps

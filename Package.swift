@@ -51,6 +51,8 @@ let package = Package(
         .testTarget(name: "CLibUVTests", dependencies: ["CLibUV"]),
         .testTarget(name: "ITSWireTests", dependencies: ["ITSWire"]),
         .testTarget(name: "ITSServerTests", dependencies: ["ITSServer", "ITSModel", "ITSWire", "CITSSupport"]),
+        // Runs its-vhost-demo (and itsd) from the build directory against qemu-storage-daemon.
+        .testTarget(name: "VhostDemoTests"),
     ],
     swiftLanguageModes: [.v6]
 )

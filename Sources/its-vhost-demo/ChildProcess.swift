@@ -18,19 +18,30 @@ final class ChildProcess {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // The child starts with no signal blocked and SIGTERM, SIGINT and SIGPIPE at their defaults,
+        // whatever this process (or whoever started it) blocked or ignored: SIGTERM must stop it.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGTERM, SIGINT, SIGPIPE] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         let argv = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var child: pid_t = 0
-        let result = posix_spawnp(&child, name, &actions, nil, argv, environ)
+        let result = posix_spawnp(&child, name, &actions, &attributes, argv, environ)
         guard result == 0 else {
             throw DemoError("cannot start \(name): \(String(cString: strerror(result)))")
         }
         pid = child
     }
 
-    deinit {
-        if exitStatus == nil { kill() }
-    }
+    deinit { kill() }
 
     /// Whether the process has not exited yet (reaping it if it has).
     var isRunning: Bool {
@@ -88,7 +99,7 @@ final class ChildProcess {
 
     /// SIGKILL and reap: the process dies without cleaning up, as in a crash.
     func kill() {
-        guard exitStatus == nil else { return }
+        guard pid > 0, exitStatus == nil else { return }
         Glibc.kill(pid, SIGKILL)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
