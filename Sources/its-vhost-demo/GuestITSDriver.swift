@@ -32,7 +32,8 @@ final class GuestITSDriver {
     /// Priority 0xA0, bit 1 (RES1), Enable.
     static let lpiConfiguration: UInt8 = 0xA3
 
-    private let link: ITSLink
+    /// Where MMIO goes; a migration points it at the destination VM.
+    var link: ITSLink
     private let ram: GuestRAM
     private let vcpus: Int
     private let intidBits: UInt64

@@ -11,7 +11,8 @@ extension VhostDemo {
 
     func runWithITS(device: BlockDevice, scratch: ScratchDirectory) throws(DemoError) -> DemoReport {
         let own = socket == nil ? try OwnItsd(executable: itsd, scratch: scratch) : nil
-        let link = try ITSLink(path: socket ?? own!.socketPath)
+        let itsdPath = socket ?? own!.socketPath
+        var link = try ITSLink(path: itsdPath)
         try link.createVM(.init(vcpuCount: UInt16(vcpus), deviceIDBits: Self.vmBits, eventIDBits: Self.vmBits,
                                 intidBits: Self.vmBits))
         try link.addMemoryRegion(fd: device.ram.fd, guestAddress: 0, size: device.ram.size)
@@ -31,8 +32,9 @@ extension VhostDemo {
 
         let phases = Phase.allCases.filter { !skippedPhases.contains($0) }
         let maskRequests = phases.contains(.mask) ? queueDepth : 0
-        let first = (requests - maskRequests) / 2
-        let second = requests - maskRequests - first
+        let migrateRequests = phases.contains(.migrate) ? queueDepth : 0
+        let first = (requests - maskRequests - migrateRequests) / 2
+        let second = requests - maskRequests - migrateRequests - first
         var results: [PhaseResult] = []
         var complete = try workload.run(count: first, queueDepth: queueDepth)
         if complete, phases.contains(.mask) {
@@ -48,6 +50,14 @@ extension VhostDemo {
             try device.crashAndReconnect(beforeEnable: bindCall)
             try workload.settle(milliseconds: 50)
             reconnect = (device.daemon.starts - startsBefore, workload.interruptsWithoutCompletion - emptyBefore)
+        }
+        if complete, phases.contains(.migrate) {
+            let (result, destination) = try migratePhase(workload: workload, source: link, path: path, count: migrateRequests,
+                                                          itsdPath: itsdPath, ram: device.ram, call: device.call)
+            results.append(result)
+            complete = result.passed
+            link = destination
+            guest.link = destination
         }
         var moved: [Int]?
         if complete {
@@ -104,6 +114,45 @@ extension VhostDemo {
                                      ("returned", returned),
                                      ("unmask_to_lpi_us", firstLPI.map { Int(($0 - unmaskedAt) / 1000) } ?? -1)],
                            failure: failure)
+    }
+
+    /// A migration with an LPI pending: the requests complete and their LPI is pending (its notify
+    /// eventfd written) but not taken; the binding is masked and the VM captured with SNAPSHOT_VM; a
+    /// new VM on a new connection gets the same RAM, notify eventfds, RESTORE_VM and the call eventfd;
+    /// the source is destroyed. The restored LPI must arrive through the new VM and return them all.
+    private func migratePhase(workload: Workload, source: ITSLink, path: LPIPath, count: Int, itsdPath: String,
+                              ram: GuestRAM, call: EventFD) throws(DemoError) -> (PhaseResult, ITSLink) {
+        try workload.settle(milliseconds: 20)
+        let target = workload.completions + count
+        try workload.submitUnserviced(count: count, queueDepth: queueDepth)
+        let pendingAtSource = try !pollReadable(path.pollFDs, timeoutMilliseconds: timeout * 1000).isEmpty
+        try source.mask(deviceID: Self.deviceID, eventID: Self.queueEvent)
+        let image = try source.snapshot()
+
+        let destination = try ITSLink(path: itsdPath)
+        try destination.createVM(.init(vcpuCount: UInt16(vcpus), deviceIDBits: Self.vmBits, eventIDBits: Self.vmBits,
+                                       intidBits: Self.vmBits))
+        try destination.addMemoryRegion(fd: ram.fd, guestAddress: 0, size: ram.size)
+        try path.switchTo(destination)
+        try destination.restore(image)
+        try source.unbind(deviceID: Self.deviceID, eventID: Self.queueEvent)
+        try source.destroyVM()
+        try destination.bind(deviceID: Self.deviceID, eventID: Self.queueEvent, eventfd: call.fd)
+
+        let acknowledgedBefore = path.totalAcknowledged
+        while workload.completions < target {
+            guard try workload.service(timeoutMilliseconds: timeout * 1000, measured: false) else { break }
+        }
+        let restored = path.totalAcknowledged - acknowledgedBefore
+        let returned = count - (target - workload.completions)
+        var failure = ""
+        if !pendingAtSource { failure = "no LPI became pending before the snapshot" }
+        else if restored == 0 { failure = "no LPI arrived from the restored VM" }
+        else if returned < count { failure = "\(count - returned) request(s) pending at the snapshot never returned" }
+        return (PhaseResult(name: "migrate", passed: failure.isEmpty,
+                            figures: [("image_bytes", image.count), ("requests_pending_at_snapshot", count),
+                                      ("restored_lpis", restored), ("returned", returned)],
+                            failure: failure), destination)
     }
 
     /// After MOVI to collection 1 every LPI must be taken on vCPU 1, none on vCPU 0.

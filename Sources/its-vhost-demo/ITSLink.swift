@@ -9,14 +9,15 @@ final class ITSLink {
     private var nextID: UInt32 = 1
     private(set) var vm = VMID(0)
 
-    /// Connects to itsd at `path` and says HELLO (version 1.0, no capabilities, default limits).
+    /// Connects to itsd at `path` and says HELLO (version 1.0, the SNAPSHOT capability, default limits).
     init(path: String) throws(DemoError) {
         socket = try UnixStream(path: path, timeoutSeconds: 5)
-        let hello = Hello(capabilities: [], limits: Limits(maxFrameLength: 0, maxBatchEntries: 0, maxInFlight: 0,
-                                                           maxFDsPerMessage: 0))
+        let hello = Hello(capabilities: [.snapshot], limits: Limits(maxFrameLength: 0, maxBatchEntries: 0, maxInFlight: 0,
+                                                                    maxFDsPerMessage: 0))
         guard case .helloReply(let agreed) = try call(.hello(hello)), agreed.major == Wire.majorVersion else {
             throw DemoError("itsd at \(path) does not speak version \(Wire.majorVersion)")
         }
+        guard agreed.capabilities.contains(.snapshot) else { throw DemoError("itsd at \(path) refuses SNAPSHOT") }
     }
 
     /// CREATE_VM; the connection is attached to the new VM.
@@ -71,6 +72,38 @@ final class ITSLink {
             throw unexpected("ACK")
         }
         return lpi.intid == .spurious ? nil : lpi
+    }
+
+    /// SNAPSHOT_VM: the VM's whole ITS and LPI state, captured at once and read in chunks.
+    func snapshot() throws(DemoError) -> [UInt8] {
+        var image: [UInt8] = []
+        while true {
+            let request = Message.snapshotVM(vm, offset: UInt64(image.count), maxBytes: 0)
+            guard case .snapshotReply(let chunk) = try call(request) else { throw unexpected("SNAPSHOT_VM") }
+            guard chunk.offset == UInt64(image.count) else {
+                throw DemoError("SNAPSHOT_VM answered offset \(chunk.offset) where \(image.count) was asked")
+            }
+            image += chunk.bytes
+            if chunk.isLast { return image }
+        }
+    }
+
+    /// RESTORE_VM: loads `image` into this (not yet run) VM, 32 KiB at a time.
+    func restore(_ image: [UInt8]) throws(DemoError) {
+        let chunkBytes = 32768
+        var offset = 0
+        repeat {
+            let end = min(offset + chunkBytes, image.count)
+            let chunk = SnapshotChunk(vm: vm, offset: UInt64(offset), totalLength: UInt64(image.count),
+                                      isLast: end == image.count, bytes: image[offset ..< end])
+            _ = try call(.restoreVM(chunk))
+            offset = end
+        } while offset < image.count
+    }
+
+    /// UNBIND_IRQFD: itsd stops polling the eventfd and closes its copy.
+    func unbind(deviceID: UInt32, eventID: UInt32) throws(DemoError) {
+        _ = try call(.unbindIRQFD(key(deviceID, eventID)))
     }
 
     private func key(_ deviceID: UInt32, _ eventID: UInt32) -> IRQFDKey {

@@ -4,8 +4,8 @@ import Glibc
 /// the LPI pending on the vCPU its collection targets and writes that vCPU's notify eventfd; the
 /// "vCPU" then takes LPIs with ACK until none is left, as it would read ICC_IAR1_EL1 until 1023.
 final class LPIPath: InterruptPath {
-    private let link: ITSLink
-    private let notifiers: [EventFD]
+    private var link: ITSLink
+    private var notifiers: [EventFD]
     /// The LPI the device's event is mapped to; any other INTID is an error.
     let intid: UInt32
     /// LPIs acknowledged, per vCPU.
@@ -17,14 +17,24 @@ final class LPIPath: InterruptPath {
     init(link: ITSLink, vcpus: Int, intid: UInt32) throws(DemoError) {
         self.link = link
         self.intid = intid
+        notifiers = try Self.notifiers(link: link, vcpus: vcpus)
+        acknowledged = Array(repeating: 0, count: vcpus)
+    }
+
+    /// Takes LPIs from another VM from now on (a migration's destination), with new notify eventfds.
+    func switchTo(_ link: ITSLink) throws(DemoError) {
+        notifiers = try Self.notifiers(link: link, vcpus: notifiers.count)
+        self.link = link
+    }
+
+    private static func notifiers(link: ITSLink, vcpus: Int) throws(DemoError) -> [EventFD] {
         var notifiers: [EventFD] = []
         for vcpu in 0 ..< vcpus {
             let notifier = try EventFD()
             try link.setNotifier(vcpu: UInt16(vcpu), eventfd: notifier.fd)
             notifiers.append(notifier)
         }
-        self.notifiers = notifiers
-        acknowledged = Array(repeating: 0, count: vcpus)
+        return notifiers
     }
 
     var pollFDs: [Int32] { notifiers.map(\.fd) }

@@ -6,7 +6,8 @@ import Testing
 @Suite(.serialized)
 struct VhostDemoTests {
     /// Every completion arrives as the queue's LPI on its vCPU and is acknowledged before the used
-    /// ring is drained; the MASK/UNMASK, reconnect and MOVI phases pass with the figures that prove them.
+    /// ring is drained; the MASK/UNMASK, reconnect, migration and MOVI phases pass with the figures
+    /// that prove them.
     @Test func everyCompletionArrivesAsAnLPIThroughEveryPhase() throws {
         let run = try DemoRun(["--requests", "300", "--queue-depth", "8", "--json"])
         #expect(run.status == 0, "stderr: \(run.errors)")
@@ -41,12 +42,35 @@ struct VhostDemoTests {
         #expect(reconnect["passed"] as? Bool == true, "\(reconnect)")
         #expect(reconnect["backend_restarts"] as? Int == 1)
         #expect((reconnect["spurious_lpis"] as? Int ?? 0) >= 1)
-        #expect(reconnect["completions_after"] as? Int == 146)
+        #expect(reconnect["completions_after"] as? Int == 142)
+        let migrate = try #require(phases["migrate"])
+        #expect(migrate["passed"] as? Bool == true, "\(migrate)")
+        #expect((migrate["image_bytes"] as? Int ?? 0) > 0)
+        #expect(migrate["requests_pending_at_snapshot"] as? Int == 8)
+        #expect((migrate["restored_lpis"] as? Int ?? 0) >= 1)
+        #expect(migrate["returned"] as? Int == 8)
         let movi = try #require(phases["movi"])
         #expect(movi["passed"] as? Bool == true, "\(movi)")
         #expect((movi["lpis_vcpu0_before"] as? Int ?? 0) >= 1)
         #expect(movi["lpis_vcpu0_after"] as? Int == 0)
         #expect((movi["lpis_vcpu1_after"] as? Int ?? 0) >= 1)
+    }
+
+    /// With one request in flight nothing can coalesce: each completion's signal must become exactly
+    /// one LPI (the masked one latched, the migrated one restored), plus one for the back-end's signal
+    /// on each new call fd (the first bind and the reconnect), and only those two find the used ring empty.
+    @Test func oneRequestInFlightMakesExactlyOneLPIPerCompletion() throws {
+        let run = try DemoRun(["--requests", "100", "--queue-depth", "1", "--backend", "null", "--json"])
+        #expect(run.status == 0, "stderr: \(run.errors)")
+        let report = try run.json()
+        #expect(report["completions"] as? Int == 100)
+        #expect(report["lost"] as? Int == 0)
+        #expect(report["lpis_acked"] as? Int == 102)
+        #expect(report["interrupts_without_completion"] as? Int == 2)
+        let phases = try #require(report["phases"] as? [String: [String: Any]])
+        #expect(phases["mask"]?["latched_lpis"] as? Int == 1)
+        #expect(phases["reconnect"]?["spurious_lpis"] as? Int == 1)
+        #expect(phases["migrate"]?["restored_lpis"] as? Int == 1)
     }
 
     /// With --socket the demo uses an itsd it did not start, and leaves it running.
@@ -73,7 +97,7 @@ struct VhostDemoTests {
         #expect(report["lost"] as? Int == 0)
         #expect(report["backend_starts"] as? Int == 1)
         let phases = try #require(report["phases"] as? [String: Any])
-        #expect(Set(phases.keys) == ["mask", "movi"])
+        #expect(Set(phases.keys) == ["mask", "migrate", "movi"])
         #expect(itsd.isRunning, "the demo must not stop an itsd it did not start")
         itsd.terminate()
         itsd.waitUntilExit()
@@ -105,6 +129,10 @@ struct VhostDemoTests {
         #expect(backend.errors.contains("--backend must be file or null, not nvme"), "\(backend.errors)")
         let phase = try DemoRun(["--skip", "everything"])
         #expect(phase.status == 64)
+        #expect(phase.errors.contains("'mask', 'reconnect', 'migrate' or 'movi'"), "\(phase.errors)")
+        let few = try DemoRun(["--requests", "10", "--queue-depth", "8"])
+        #expect(few.status == 64)
+        #expect(few.errors.contains("--requests must be at least 20"), "\(few.errors)")
         let missing = try DemoRun(["--direct", "--qemu-storage-daemon", "/nonexistent/qemu-storage-daemon"])
         #expect(missing.status == 1)
         #expect(missing.errors.contains("cannot start /nonexistent/qemu-storage-daemon"), "\(missing.errors)")
