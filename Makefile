@@ -23,7 +23,8 @@ deps:
 
 # What the tests use beyond the build: systemd-socket-activate and systemd-analyze; tmux, which
 # runs `itsctl top` in a terminal; Debian's python3 with prometheus_client, the parser that checks
-# `itsctl stats --prometheus`.
+# `itsctl stats --prometheus`; qemu-storage-daemon (the vhost-user-blk back-end VhostDemoTests
+# drive its-vhost-demo against).
 test-deps: deps
 	@if ! command -v systemd-socket-activate >/dev/null 2>&1 || ! command -v systemd-analyze >/dev/null 2>&1; then \
 		echo "installing systemd (systemd-socket-activate, systemd-analyze)"; \
@@ -32,6 +33,10 @@ test-deps: deps
 	@if ! command -v tmux >/dev/null 2>&1 || ! /usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1; then \
 		echo "installing tmux and python3-prometheus-client"; \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends tmux python3-prometheus-client; \
+	fi
+	@if ! command -v qemu-storage-daemon >/dev/null 2>&1; then \
+		echo "installing qemu-system-common (qemu-storage-daemon)"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends qemu-system-common; \
 	fi
 
 build: deps

@@ -11,6 +11,7 @@ let package = Package(
         .executable(name: "itsctl", targets: ["itsctl"]),
         .executable(name: "its-bench", targets: ["its-bench"]),
         .executable(name: "its-load", targets: ["its-load"]),
+        .executable(name: "its-vhost-demo", targets: ["its-vhost-demo"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -54,11 +55,20 @@ let package = Package(
             .product(name: "Histogram", package: "hdrhistogram-swift"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // Memory fences for the virtqueue the demo shares with a vhost-user back-end.
+        .target(name: "CVhostDemo"),
+        // A vhost-user front-end whose virtio-blk completions reach the guest as LPIs through itsd.
+        .executableTarget(name: "its-vhost-demo", dependencies: [
+            "ITSWire", "CITSSupport", "CVhostDemo",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .testTarget(name: "ITSModelTests", dependencies: ["ITSModel"]),
         .testTarget(name: "CLibUVTests", dependencies: ["CLibUV"]),
         .testTarget(name: "ITSWireTests", dependencies: ["ITSWire"]),
         .testTarget(name: "ITSClientTests", dependencies: ["ITSClient", "ITSWire", "ITSModel", "CITSSupport"]),
         .testTarget(name: "ITSServerTests", dependencies: ["ITSServer", "ITSModel", "ITSWire", "CITSSupport"]),
+        // Runs its-vhost-demo (and itsd) from the build directory against qemu-storage-daemon.
+        .testTarget(name: "VhostDemoTests"),
     ],
     swiftLanguageModes: [.v6]
 )
