@@ -10,7 +10,7 @@ SYSCONFDIR   := $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 UNITDIR      := $(PREFIX)/lib/systemd/system
 DOCDIR       := $(PREFIX)/share/doc/itsd
 
-.PHONY: all deps test-deps build test test-c-client test-deploy test-race run bench install install-files clean
+.PHONY: all deps test-deps build test test-c-client test-deploy test-load test-race run bench bench-deps install install-files clean
 
 all: build
 
@@ -23,7 +23,8 @@ deps:
 
 # What the tests use beyond the build: systemd-socket-activate and systemd-analyze; tmux, which
 # runs `itsctl top` in a terminal; Debian's python3 with prometheus_client, the parser that checks
-# `itsctl stats --prometheus`.
+# `itsctl stats --prometheus`; qemu-storage-daemon (the vhost-user-blk back-end VhostDemoTests
+# drive its-vhost-demo against).
 test-deps: deps
 	@if ! command -v systemd-socket-activate >/dev/null 2>&1 || ! command -v systemd-analyze >/dev/null 2>&1; then \
 		echo "installing systemd (systemd-socket-activate, systemd-analyze)"; \
@@ -32,6 +33,10 @@ test-deps: deps
 	@if ! command -v tmux >/dev/null 2>&1 || ! /usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1; then \
 		echo "installing tmux and python3-prometheus-client"; \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends tmux python3-prometheus-client; \
+	fi
+	@if ! command -v qemu-storage-daemon >/dev/null 2>&1; then \
+		echo "installing qemu-system-common (qemu-storage-daemon)"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends qemu-system-common; \
 	fi
 
 build: deps
@@ -43,6 +48,12 @@ test: test-deps
 	$(MAKE) -C Protocol check
 	$(MAKE) test-c-client
 	$(MAKE) test-deploy
+	$(MAKE) test-load
+
+# its-load (debug build, from --build-tests above) in every mode with a few thousand MSIs against the
+# itsd it starts itself: the JSON keys, the MSI count, every LPI injected and acknowledged, none lost.
+test-load:
+	python3 tools/bench/smoke_load.py "$$($(SWIFT) build --show-bin-path)/its-load"
 
 # Protocol/examples/c-client against the debug itsd (built above by --build-tests) on a temporary
 # socket. Fails when the client fails, when itsd does not come up within 10 s, or when itsd does not
@@ -85,9 +96,20 @@ run: deps
 	$(SWIFT) build -c release --product itsd
 	$$($(SWIFT) build -c release --show-bin-path)/itsd
 
-bench: deps
+# The standard suite (tools/bench/bench.py, about 4 minutes): its-load's modes and its-bench's micro
+# benchmarks in release, three runs each; rewrites BENCHMARKS.md, docs/bench/results.json and the plots.
+bench: deps bench-deps
+	$(SWIFT) build -c release --product itsd
+	$(SWIFT) build -c release --product its-load
 	$(SWIFT) build -c release --product its-bench
-	for bench in lpi-map wire translate cmdq; do $$($(SWIFT) build -c release --show-bin-path)/its-bench $$bench --json; done
+	python3 tools/bench/bench.py "$$($(SWIFT) build -c release --show-bin-path)" "$(CURDIR)"
+
+# gnuplot draws the plots.
+bench-deps:
+	@if ! command -v gnuplot >/dev/null 2>&1; then \
+		echo "installing gnuplot-nox"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gnuplot-nox; \
+	fi
 
 # Installs the release binaries, the systemd units (with this PREFIX's paths), the sample
 # configuration (kept if one is there) and the documents. DESTDIR stages the tree for packaging.

@@ -10,6 +10,8 @@ let package = Package(
         .library(name: "ITSClient", targets: ["ITSClient"]),
         .executable(name: "itsctl", targets: ["itsctl"]),
         .executable(name: "its-bench", targets: ["its-bench"]),
+        .executable(name: "its-load", targets: ["its-load"]),
+        .executable(name: "its-vhost-demo", targets: ["its-vhost-demo"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -46,11 +48,27 @@ let package = Package(
             "ITSClient", "ITSWire", "ITSModel", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "its-bench", dependencies: ["ITSModel", "ITSWire"]),
+        // epoll and posix_spawn for its-load (Swift's Glibc module has no sys/epoll.h).
+        .target(name: "CITSLoad"),
+        .executableTarget(name: "its-load", dependencies: [
+            "ITSModel", "ITSWire", "CITSSupport", "CITSLoad",
+            .product(name: "Histogram", package: "hdrhistogram-swift"),
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        // Memory fences for the virtqueue the demo shares with a vhost-user back-end.
+        .target(name: "CVhostDemo"),
+        // A vhost-user front-end whose virtio-blk completions reach the guest as LPIs through itsd.
+        .executableTarget(name: "its-vhost-demo", dependencies: [
+            "ITSWire", "CITSSupport", "CVhostDemo",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .testTarget(name: "ITSModelTests", dependencies: ["ITSModel"]),
         .testTarget(name: "CLibUVTests", dependencies: ["CLibUV"]),
         .testTarget(name: "ITSWireTests", dependencies: ["ITSWire"]),
         .testTarget(name: "ITSClientTests", dependencies: ["ITSClient", "ITSWire", "ITSModel", "CITSSupport"]),
         .testTarget(name: "ITSServerTests", dependencies: ["ITSServer", "ITSModel", "ITSWire", "CITSSupport"]),
+        // Runs its-vhost-demo (and itsd) from the build directory against qemu-storage-daemon.
+        .testTarget(name: "VhostDemoTests"),
     ],
     swiftLanguageModes: [.v6]
 )
