@@ -289,17 +289,17 @@ public final class ITSConnection {
                            time: Self.monotonicNanoseconds())
     }
 
-    /// DUMP: every page of one section of a VM's ITS and LPI state. Any admitted peer may dump any VM
-    /// it can see, attached or not.
+    /// DUMP: every page of one section of a VM's ITS and LPI state, `pageSize` entries a page (0: as
+    /// many as fit in a frame). Any admitted peer may dump any VM it can see, attached or not.
     /// - Context: the thread that owns the connection; blocks until the server answers.
-    public func dump(_ vm: VMID, _ section: DumpSection) throws(ITSClientError) -> DumpEntries {
+    public func dump(_ vm: VMID, _ section: DumpSection, pageSize: UInt32 = 0) throws(ITSClientError) -> DumpEntries {
         var devices: [DumpDevice] = []
         var itt: [DumpITTEntry] = []
         var collections: [DumpCollection] = []
         var lpis: [DumpLPI] = []
         var cursor: UInt64 = 0
         repeat {
-            let reply = try call(.dump(vm, section, cursor: cursor, maxEntries: 0))
+            let reply = try call(.dump(vm, section, cursor: cursor, maxEntries: pageSize))
             guard case .dumpReply(let page) = reply, page.entries.section == section else {
                 throw .unexpectedReply(request: .dump, reply: reply.opcode)
             }

@@ -133,10 +133,10 @@ public struct ITSVM {
         try connection.stats(id)
     }
 
-    /// Every entry of one DUMP section.
+    /// Every entry of one DUMP section, fetched `pageSize` entries a page (0: as many as fit).
     /// - Context: the thread that owns the connection; blocks until the server answers.
-    public func dump(_ section: DumpSection) throws(ITSClientError) -> DumpEntries {
-        try connection.dump(id, section)
+    public func dump(_ section: DumpSection, pageSize: UInt32 = 0) throws(ITSClientError) -> DumpEntries {
+        try connection.dump(id, section, pageSize: pageSize)
     }
 
     /// SNAPSHOT_VM: the VM's whole ITS and LPI state as one image, captured atomically and fetched in
