@@ -42,7 +42,9 @@ import Testing
     }
 
     @Test func prometheusOutputParsesWithTheReferenceParser() throws {
-        let python = try #require(prometheusPython(), "python3 with prometheus_client")
+        guard let python = prometheusPython() else {
+            try Test.cancel("no python3 with prometheus_client (make test-deps installs Debian's python3-prometheus-client)")
+        }
         let server = try #require(LiveServer())
         let traffic = try TrafficVM(socket: server.socketPath)
         for _ in 0 ..< 5 { try traffic.burst() }
