@@ -198,7 +198,11 @@ def write_markdown(results, path):
       "and is shown as well.\n")
     w("## its-load\n")
     w("Command: `its-load " + " ".join(LOAD_COMMON) + " ARGS` with the itsd it starts from the same build "
-      "directory. `p50`… are inject -> acknowledge; `path p50` is the figure compared with a latency floor.\n")
+      "directory. MSIs/s counts MSIs applied at their redistributors (each injector ends with an HPPI per vCPU, "
+      "which each lane answers after the MSIs queued before it), over the time from the start to that answer. "
+      "`p50`… are inject -> acknowledge; `path p50` is the figure compared with a latency floor. The floor of "
+      "pipelined, batch and translater streams the same bytes through a Unix socket to an epoll reader that "
+      "drops them, and is counted in MSIs.\n")
     w("| run | ARGS | MSIs/s | floor msgs/s | ratio | p50 µs | p99 µs | p99.9 µs | path p50 µs | floor p50 µs "
       "| server CPU ns/MSI | server RSS | lost |")
     w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -224,6 +228,10 @@ def write_markdown(results, path):
     w("")
     w("![throughput against mapped LPIs](docs/bench/throughput-vs-lpis.png)\n")
     w("![latency by percentile](docs/bench/latency.png)\n")
+    notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "profile.md")
+    if os.path.exists(notes):
+        with open(notes) as f:
+            w(f.read())
     w("## its-bench\n")
     w("Command: `its-bench NAME --json`; the model and the codec without sockets or threads.\n")
     for name in BENCHES:
