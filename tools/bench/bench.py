@@ -204,14 +204,15 @@ def write_markdown(results, path):
       "pipelined, batch and translater streams the same bytes through a Unix socket to an epoll reader that "
       "drops them, and is counted in MSIs.\n")
     w("| run | ARGS | MSIs/s | floor msgs/s | ratio | p50 µs | p99 µs | p99.9 µs | path p50 µs | floor p50 µs "
-      "| server CPU ns/MSI | server RSS | lost |")
-    w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+      "| server CPU ns/MSI | its-load CPU ns/MSI | server RSS | lost |")
+    w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, args, _ in LOAD_SUITE:
         r = load[name]
         w(f"| {name} | `{' '.join(args)}` | {fmt(r['msis_per_s'])} | {fmt(r['floor_msgs_per_s'])} | "
           f"{r['msis_per_s'] / r['floor_msgs_per_s']:.3f} | {fmt(r['p50_us'])} | {fmt(r['p99_us'])} | "
           f"{fmt(r['p999_us'])} | {fmt(r['path_p50_us'])} | {fmt(r['floor_p50_us'])} | "
-          f"{fmt(r['server_cpu_ns_per_msi'])} | {fmt(r['server_rss_bytes'] / 2**20)} MiB | {r['lost']} |")
+          f"{fmt(r['server_cpu_ns_per_msi'])} | {fmt(r.get('client_cpu_ns_per_msi'))} | "
+          f"{fmt(r['server_rss_bytes'] / 2**20)} MiB | {r['lost']} |")
     w("")
     for name, _, description in LOAD_SUITE:
         w(f"- **{name}**: {description}.")
