@@ -100,6 +100,14 @@ func unixSocketPair() throws -> (Int32, Int32) {
     return (fds[0], fds[1])
 }
 
+/// User plus system CPU time of this process so far, in nanoseconds.
+func ownCPUNanoseconds() -> UInt64 {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF, &usage)
+    func nanoseconds(_ time: timeval) -> UInt64 { UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_usec) * 1000 }
+    return nanoseconds(usage.ru_utime) + nanoseconds(usage.ru_stime)
+}
+
 /// What /proc says about the server process.
 enum ProcessStats {
     /// User plus system CPU time of every thread of `pid`, in nanoseconds (/proc/PID/stat fields 14
