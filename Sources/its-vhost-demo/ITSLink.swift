@@ -9,9 +9,10 @@ final class ITSLink {
     private var nextID: UInt32 = 1
     private(set) var vm = VMID(0)
 
-    /// Connects to itsd at `path` and says HELLO (version 1.0, the SNAPSHOT capability, default limits).
-    init(path: String) throws(DemoError) {
-        socket = try UnixStream(path: path, timeoutSeconds: 5)
+    /// Connects to itsd at `path` and says HELLO (version 1.0, the SNAPSHOT capability, default
+    /// limits); an itsd silent for `timeoutSeconds` fails the request.
+    init(path: String, timeoutSeconds: Int) throws(DemoError) {
+        socket = try UnixStream(path: path, timeoutSeconds: timeoutSeconds)
         let hello = Hello(capabilities: [.snapshot], limits: Limits(maxFrameLength: 0, maxBatchEntries: 0, maxInFlight: 0,
                                                                     maxFDsPerMessage: 0))
         guard case .helloReply(let agreed) = try call(.hello(hello)), agreed.major == Wire.majorVersion else {

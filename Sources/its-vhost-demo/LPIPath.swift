@@ -10,8 +10,6 @@ final class LPIPath: InterruptPath {
     let intid: UInt32
     /// LPIs acknowledged, per vCPU.
     private(set) var acknowledged: [Int]
-    /// Wakeups of a notify eventfd after which ACK found nothing.
-    private(set) var emptyNotifications = 0
 
     /// Creates one notify eventfd per vCPU and hands each to itsd (SET_VCPU_NOTIFY).
     init(link: ITSLink, vcpus: Int, intid: UInt32) throws(DemoError) {
@@ -52,7 +50,6 @@ final class LPIPath: InterruptPath {
                 }
                 found += 1
             }
-            if found == 0 { emptyNotifications += 1 }
             acknowledged[vcpu] += found
             taken += found
         }

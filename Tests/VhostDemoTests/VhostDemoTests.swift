@@ -151,10 +151,12 @@ struct DemoRun {
     let output: String
     let errors: String
 
+    /// Runs the demo with `arguments`. A test machine may be busy: the demo waits up to 20 s for an
+    /// interrupt or an answer (--timeout) unless the arguments say otherwise.
     init(_ arguments: [String]) throws {
         let process = Process()
         process.executableURL = Self.binaries.appendingPathComponent("its-vhost-demo")
-        process.arguments = arguments
+        process.arguments = arguments.contains("--timeout") ? arguments : arguments + ["--timeout", "20"]
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("vhost-demo-run-\(getpid())-\(UInt32.random(in: 0 ... .max))")
         let outURL = base.appendingPathExtension("out")
         let errURL = base.appendingPathExtension("err")
