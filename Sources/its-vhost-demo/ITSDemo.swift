@@ -13,12 +13,12 @@ extension VhostDemo {
         let own = socket == nil ? try OwnItsd(executable: itsd, scratch: scratch) : nil
         let itsdPath = socket ?? own!.socketPath
         if own != nil { log("itsd started at \(itsdPath)") }
-        var link = try ITSLink(path: itsdPath, timeoutSeconds: timeout)
+        var link = try ITSLink(path: itsdPath, timeoutSeconds: answerTimeout)
         try link.createVM(.init(vcpuCount: UInt16(vcpus), deviceIDBits: Self.vmBits, eventIDBits: Self.vmBits,
                                 intidBits: Self.vmBits))
         try link.addMemoryRegion(fd: device.ram.fd, guestAddress: 0, size: device.ram.size)
         log("itsd: VM \(link.vm) with \(vcpus) vCPUs; guest RAM (\(device.ram.size >> 20) MiB memfd) added at 0")
-        let guest = GuestITSDriver(link: link, ram: device.ram, vcpus: vcpus, intidBits: Self.vmBits, timeoutSeconds: timeout)
+        let guest = GuestITSDriver(link: link, ram: device.ram, vcpus: vcpus, intidBits: Self.vmBits, timeoutSeconds: answerTimeout)
         try guest.initialize()
         // One EventID bit: vectors 0 (configuration) and 1 (the queue).
         try guest.mapEvent(deviceID: Self.deviceID, eventBits: 1, eventID: Self.queueEvent, intid: Self.queueLPI, collection: 0)
@@ -143,7 +143,7 @@ extension VhostDemo {
         try source.mask(deviceID: Self.deviceID, eventID: Self.queueEvent)
         let image = try source.snapshot()
 
-        let destination = try ITSLink(path: itsdPath, timeoutSeconds: timeout)
+        let destination = try ITSLink(path: itsdPath, timeoutSeconds: answerTimeout)
         try destination.createVM(.init(vcpuCount: UInt16(vcpus), deviceIDBits: Self.vmBits, eventIDBits: Self.vmBits,
                                        intidBits: Self.vmBits))
         try destination.addMemoryRegion(fd: ram.fd, guestAddress: 0, size: ram.size)

@@ -52,8 +52,11 @@ struct VhostDemo: ParsableCommand {
     @Flag(name: .long, help: "No itsd: read the back-end's call eventfd directly (checks the vhost-user and virtio layers alone).")
     var direct = false
 
-    @Option(name: .long, help: "Seconds without an interrupt (requests in flight) or an answer (itsd, the back-end) before the demo gives up.")
+    @Option(name: .long, help: "Seconds without an interrupt, with requests in flight, before the demo gives up; itsd and the back-end may take this long, and at least 5 s, to answer a request.")
     var timeout: Int = 5
+
+    /// How long itsd, the back-end and GITS_CREADR may take to answer.
+    var answerTimeout: Int { max(timeout, 5) }
 
     @Flag(name: .long, help: "Print one JSON object instead of the summary.")
     var json = false
@@ -90,9 +93,9 @@ struct VhostDemo: ParsableCommand {
                                            scratch: scratch)
             defer { try? daemon.stop() }
             try daemon.start()
-            log("qemu-storage-daemon ready (\(backend) node), vhost-user-blk at \(daemon.socketPath)")
+            log("qemu-storage-daemon ready (pid \(daemon.pid), \(backend) node), vhost-user-blk at \(daemon.socketPath)")
             let ram = try GuestRAM(size: GuestMemoryMap.ramBytes(queueDepth: queueDepth))
-            let device = try BlockDevice(daemon: daemon, ram: ram, queueDepth: queueDepth, timeoutSeconds: timeout)
+            let device = try BlockDevice(daemon: daemon, ram: ram, queueDepth: queueDepth, timeoutSeconds: answerTimeout)
             if direct {
                 report = try runDirect(device: device, log: log)
             } else {

@@ -73,6 +73,34 @@ struct VhostDemoTests {
         #expect(phases["migrate"]?["restored_lpis"] as? Int == 1)
     }
 
+    /// The accounting fails a run that loses requests: with the back-end stopped (SIGSTOP) mid-run no
+    /// completion and no interrupt comes, so after --timeout the requests in flight are reported lost
+    /// and the demo exits 1 with `passed` false instead of hanging or passing.
+    @Test func requestsThatNeverComeBackAreReportedLost() throws {
+        let demo = try DemoProcess(["--requests", "1000000", "--queue-depth", "4", "--backend", "null", "--skip", "mask",
+                                    "--skip", "reconnect", "--skip", "migrate", "--skip", "movi", "--timeout", "1",
+                                    "--verbose", "--json"])
+        let started = demo.waitForErrors(containing: "running 500000 requests")
+        let line = demo.errors.split(separator: "\n").first { $0.contains("qemu-storage-daemon ready (pid ") }
+        let pid = line.flatMap { Int32($0.split(separator: "(pid ")[1].prefix { $0.isNumber }) }
+        #expect(started, "stderr: \(demo.errors)")
+        let daemon = try #require(pid, "stderr: \(demo.errors)")
+        usleep(100_000)
+        try #require(demo.isRunning, "the demo ended before the back-end was stopped: \(demo.errors)")
+        kill(daemon, SIGSTOP)
+        usleep(2_500_000)
+        kill(daemon, SIGCONT)
+        let status = demo.wait()
+        #expect(status == 1, "stderr: \(demo.errors)")
+        let report = try demo.json()
+        let lost = try #require(report["lost"] as? Int)
+        #expect(lost >= 1 && lost <= 4, "at most the requests in flight")
+        let requests = try #require(report["requests"] as? Int)
+        #expect(report["completions"] as? Int == requests - lost)
+        #expect(requests < 1_000_000)
+        #expect(report["passed"] as? Bool == false)
+    }
+
     /// With --socket the demo uses an itsd it did not start, and leaves it running.
     @Test func anItsdStartedElsewhereServesTheDemo() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vhost-demo-test-\(getpid())-\(UInt32.random(in: 0 ... .max))")
@@ -136,6 +164,60 @@ struct VhostDemoTests {
         let missing = try DemoRun(["--direct", "--qemu-storage-daemon", "/nonexistent/qemu-storage-daemon"])
         #expect(missing.status == 1)
         #expect(missing.errors.contains("cannot start /nonexistent/qemu-storage-daemon"), "\(missing.errors)")
+    }
+}
+
+/// its-vhost-demo running in the background, its output in files, for tests that act on it mid-run.
+final class DemoProcess {
+    private let process = Process()
+    private let outURL: URL
+    private let errURL: URL
+
+    init(_ arguments: [String]) throws {
+        process.executableURL = DemoRun.binaries.appendingPathComponent("its-vhost-demo")
+        process.arguments = arguments
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("vhost-demo-bg-\(getpid())-\(UInt32.random(in: 0 ... .max))")
+        outURL = base.appendingPathExtension("out")
+        errURL = base.appendingPathExtension("err")
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: outURL)
+        process.standardError = try FileHandle(forWritingTo: errURL)
+        try process.run()
+    }
+
+    deinit {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: outURL)
+        try? FileManager.default.removeItem(at: errURL)
+    }
+
+    var errors: String { (try? String(contentsOf: errURL, encoding: .utf8)) ?? "" }
+
+    var isRunning: Bool { process.isRunning }
+
+    /// Waits up to 30 s for `text` on standard error; false if the demo exits or time runs out first.
+    func waitForErrors(containing text: String) -> Bool {
+        for _ in 0 ..< 3000 {
+            if errors.contains(text) { return true }
+            if !process.isRunning { return false }
+            usleep(10_000)
+        }
+        return false
+    }
+
+    func wait() -> Int32 {
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    func json() throws -> [String: Any] {
+        let output = (try? String(contentsOf: outURL, encoding: .utf8)) ?? ""
+        let object = try JSONSerialization.jsonObject(with: Data(output.utf8))
+        return try #require(object as? [String: Any], "not a JSON object: \(output)")
     }
 }
 
