@@ -10,7 +10,7 @@ SYSCONFDIR   := $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 UNITDIR      := $(PREFIX)/lib/systemd/system
 DOCDIR       := $(PREFIX)/share/doc/itsd
 
-.PHONY: all deps test-deps build test test-c-client test-deploy test-race run bench install install-files clean
+.PHONY: all deps test-deps build test test-c-client test-deploy test-load test-race run bench bench-deps install install-files clean
 
 all: build
 
@@ -21,12 +21,18 @@ deps:
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(APT_PACKAGES); \
 	fi
 
-# What the tests use beyond the build: systemd-socket-activate and systemd-analyze, and
-# qemu-storage-daemon (the vhost-user-blk back-end VhostDemoTests drive its-vhost-demo against).
+# What the tests use beyond the build: systemd-socket-activate and systemd-analyze; tmux, which
+# runs `itsctl top` in a terminal; Debian's python3 with prometheus_client, the parser that checks
+# `itsctl stats --prometheus`; qemu-storage-daemon (the vhost-user-blk back-end VhostDemoTests
+# drive its-vhost-demo against).
 test-deps: deps
 	@if ! command -v systemd-socket-activate >/dev/null 2>&1 || ! command -v systemd-analyze >/dev/null 2>&1; then \
 		echo "installing systemd (systemd-socket-activate, systemd-analyze)"; \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends systemd; \
+	fi
+	@if ! command -v tmux >/dev/null 2>&1 || ! /usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1; then \
+		echo "installing tmux and python3-prometheus-client"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends tmux python3-prometheus-client; \
 	fi
 	@if ! command -v qemu-storage-daemon >/dev/null 2>&1; then \
 		echo "installing qemu-system-common (qemu-storage-daemon)"; \
@@ -42,6 +48,12 @@ test: test-deps
 	$(MAKE) -C Protocol check
 	$(MAKE) test-c-client
 	$(MAKE) test-deploy
+	$(MAKE) test-load
+
+# its-load (debug build, from --build-tests above) in every mode with a few thousand MSIs against the
+# itsd it starts itself: the JSON keys, the MSI count, every LPI injected and acknowledged, none lost.
+test-load:
+	python3 tools/bench/smoke_load.py "$$($(SWIFT) build --show-bin-path)/its-load"
 
 # Protocol/examples/c-client against the debug itsd (built above by --build-tests) on a temporary
 # socket. Fails when the client fails, when itsd does not come up within 10 s, or when itsd does not
@@ -84,19 +96,32 @@ run: deps
 	$(SWIFT) build -c release --product itsd
 	$$($(SWIFT) build -c release --show-bin-path)/itsd
 
-bench: deps
+# The standard suite (tools/bench/bench.py, about 4 minutes): its-load's modes and its-bench's micro
+# benchmarks in release, three runs each; rewrites BENCHMARKS.md, docs/bench/results.json and the plots.
+bench: deps bench-deps
+	$(SWIFT) build -c release --product itsd
+	$(SWIFT) build -c release --product its-load
 	$(SWIFT) build -c release --product its-bench
-	for bench in lpi-map wire translate cmdq; do $$($(SWIFT) build -c release --show-bin-path)/its-bench $$bench --json; done
+	python3 tools/bench/bench.py "$$($(SWIFT) build -c release --show-bin-path)" "$(CURDIR)"
+
+# gnuplot draws the plots.
+bench-deps:
+	@if ! command -v gnuplot >/dev/null 2>&1; then \
+		echo "installing gnuplot-nox"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gnuplot-nox; \
+	fi
 
 # Installs the release binaries, the systemd units (with this PREFIX's paths), the sample
 # configuration (kept if one is there) and the documents. DESTDIR stages the tree for packaging.
 install: deps
 	$(SWIFT) build -c release --product itsd
+	$(SWIFT) build -c release --product itsctl
 	$(MAKE) install-files BIN_PATH="$$($(SWIFT) build -c release --show-bin-path)"
 
 install-files:
 	install -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(UNITDIR)" "$(DESTDIR)$(SYSCONFDIR)/itsd" "$(DESTDIR)$(DOCDIR)"
 	install -m 0755 "$(BIN_PATH)/itsd" "$(DESTDIR)$(BINDIR)/itsd"
+	install -m 0755 "$(BIN_PATH)/itsctl" "$(DESTDIR)$(BINDIR)/itsctl"
 	sed -e 's|/usr/local/bin|$(BINDIR)|g' -e 's|/usr/local/etc|$(SYSCONFDIR)|g' -e 's|/usr/local/share/doc/itsd|$(DOCDIR)|g' \
 		deploy/itsd.service > "$(DESTDIR)$(UNITDIR)/itsd.service"
 	chmod 0644 "$(DESTDIR)$(UNITDIR)/itsd.service"
@@ -117,10 +142,12 @@ test-deploy: test-deps
 	tries=0; until [ -S "$$dir/itsd.sock" ] || [ $$tries -ge 100 ]; do tries=$$((tries + 1)); sleep 0.1; done; \
 	python3 -c 'import socket,struct,sys; s=socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1]); s.sendall(struct.pack("<IHHII",48,1,0,1,0)+struct.pack("<HHIQIIIHH",1,0,0,0,0,0,0,0,0)); r=s.recv(64); sys.exit(0 if len(r)==48 and r[6]&1 else 1)' "$$dir/itsd.sock" \
 		|| { echo "no HELLO reply from the installed itsd:"; cat "$$dir/itsd.log"; exit 1; }; \
+	"$$dir/bin/itsctl" ping --socket "$$dir/itsd.sock" >/dev/null \
+		|| { echo "the installed itsctl got no answer:"; cat "$$dir/itsd.log"; exit 1; }; \
 	kill -TERM "$$pid"; status=0; wait "$$pid" || status=$$?; pid=""; \
 	if [ $$status -ne 0 ]; then echo "installed itsd exited with $$status:"; cat "$$dir/itsd.log"; exit 1; fi; \
 	grep -q "socket activation" "$$dir/itsd.log" || { cat "$$dir/itsd.log"; exit 1; }; \
-	echo "deploy: units verified; installed itsd served a socket-activated HELLO"
+	echo "deploy: units verified; installed itsd served a socket-activated HELLO and the installed itsctl"
 
 clean:
 	rm -rf .build .build-tsan

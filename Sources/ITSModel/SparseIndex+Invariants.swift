@@ -7,9 +7,11 @@ extension SparseIndex {
     /// - every node's bitmap is non-zero (no empty node is left behind) and, for interior nodes, its
     ///   bits are exactly the non-nil child slots;
     /// - the height is minimal: a root above the leaves has a child beyond slot 0;
-    /// - the stored count and node counts match the tree.
+    /// - the stored count and node counts match the tree;
+    /// - the lookup bounds derived from the height match it.
     /// O(nodes).
     public func checkInvariants() {
+        checkDerivedBounds()
         guard let root = storage.root else {
             precondition(storage.height == 0 && storage.count == 0, "empty index with height or count")
             precondition(storage.interiorNodes == 0 && storage.leafNodes == 0, "empty index with nodes")
@@ -69,6 +71,14 @@ extension SparseIndex {
         }
     }
 
+    /// Checks ``Storage/rootShift`` and ``Storage/largestCoveredKey`` against the height. O(1).
+    func checkDerivedBounds() {
+        let height = storage.height
+        precondition(storage.rootShift == max(0, height - 1) * SparseNode.bitsPerLevel, "root shift disagrees with height")
+        let largest: UInt64 = height >= SparseNode.maxHeight ? .max : (1 << UInt64(height * SparseNode.bitsPerLevel)) - 1
+        precondition(storage.largestCoveredKey == largest, "largest covered key disagrees with height")
+    }
+
     /// The debug-build check after a mutation at `key`; nothing in release builds.
     @inlinable func debugCheckAfterMutation(_ key: UInt64) {
         #if DEBUG
@@ -79,6 +89,11 @@ extension SparseIndex {
     @usableFromInline func debugCheck(_ key: UInt64) {
         precondition(storage.count == storage.leafPopulation,
                      "count \(storage.count) but the leaf bitmaps hold \(storage.leafPopulation) entries")
-        if count <= Self.fullCheckLimit { checkInvariants() } else { checkPath(to: key) }
+        if count <= Self.fullCheckLimit {
+            checkInvariants()
+        } else {
+            checkDerivedBounds()
+            checkPath(to: key)
+        }
     }
 }

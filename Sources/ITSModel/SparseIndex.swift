@@ -67,15 +67,16 @@ public struct SparseIndex<Value: BitwiseCopyable>: @unchecked Sendable {
     /// Whether `key` is stored. O(h).
     @inlinable public func contains(_ key: UInt64) -> Bool { load(key) != nil }
 
-    /// The leaf whose slots cover `key`, if it exists.
+    /// The leaf whose slots cover `key`, if it exists. One bound check against the precomputed
+    /// ``Storage/largestCoveredKey``, then one child load per level above the leaves.
     @inlinable func leaf(containing key: UInt64) -> UnsafeMutableRawPointer? {
-        let height = storage.height
-        guard var node = storage.root, SparseNode.covers(key, height: height) else { return nil }
-        var level = height &- 1
-        while level > 0 {
-            guard let child = SparseNode.child(node, SparseNode.slot(key, level: level)) else { return nil }
+        guard var node = storage.root, key <= storage.largestCoveredKey else { return nil }
+        var shift = storage.rootShift
+        while shift > 0 {
+            guard let child = SparseNode.child(node, Int(truncatingIfNeeded: key &>> UInt64(shift)) & SparseNode.slotMask)
+            else { return nil }
             node = child
-            level &-= 1
+            shift &-= SparseNode.bitsPerLevel
         }
         return node
     }
@@ -89,7 +90,17 @@ extension SparseIndex {
     /// guarantees no two values mutate the same storage.
     @usableFromInline final class Storage {
         @exclusivity(unchecked) @usableFromInline var root: UnsafeMutableRawPointer?
-        @exclusivity(unchecked) @usableFromInline var height: Int = 0
+        @exclusivity(unchecked) @usableFromInline var height: Int = 0 {
+            didSet {
+                rootShift = max(0, height - 1) * SparseNode.bitsPerLevel
+                largestCoveredKey = height >= SparseNode.maxHeight ? .max : (1 << UInt64(height * SparseNode.bitsPerLevel)) - 1
+            }
+        }
+        /// Derived from `height` (kept by its observer) so that lookups do not recompute them: the
+        /// shift of the root's slot in a key, (height - 1) x 6, and the largest key the tree covers,
+        /// 64^height - 1 (0 when empty, where the missing root answers first).
+        @exclusivity(unchecked) @usableFromInline var rootShift: Int = 0
+        @exclusivity(unchecked) @usableFromInline var largestCoveredKey: UInt64 = 0
         @exclusivity(unchecked) @usableFromInline var count: Int = 0
         @exclusivity(unchecked) @usableFromInline var interiorNodes: Int = 0
         @exclusivity(unchecked) @usableFromInline var leafNodes: Int = 0

@@ -62,6 +62,10 @@ extension Server {
         builder.gauge("connections", Int64(sessions.count), "Client connections open")
         builder.counter("requests_total", counters.requests, "Requests received")
         builder.counter("error_replies_total", counters.errorReplies, "Requests answered with an error")
+        builder.gauge("connections_reading_paused", Int64(sessions.values.reduce(0) { $0 + ($1.connection.isReadingPaused ? 1 : 0) }),
+                      "Connections not read until their client reads replies or their requests are answered")
+        builder.gauge("send_buffered_bytes", Int64(sessions.values.reduce(0) { $0 + $1.connection.bufferedOutput }), unit: .bytes,
+                      "Bytes the connections' send buffers hold")
         builder.gauge("vms", Int64(registry.vms.count), "VMs, attached or in their grace period")
         builder.counter("loop_idle_ns_total", loop.idleTimeNanoseconds, unit: .nanoseconds,
                         "Time the main loop waited for events (utilisation: 1 - rate / 1e9)")

@@ -1,0 +1,121 @@
+import Glibc
+import ITSClient
+import ITSWire
+import Testing
+
+/// `itsctl top` in a real terminal (tmux): the frame's rows, a resize, and q and Ctrl-C putting the
+/// terminal back; and plain snapshots when standard output is not a terminal.
+@Suite(.serialized) struct ItsctlTopTests {
+    /// tmux on a private server socket, so the test touches no other tmux session.
+    struct Tmux {
+        let executable: String
+        let name = "itsctl-\(getpid())-\(UInt32.random(in: 0 ... .max))"
+
+        @discardableResult
+        func run(_ arguments: [String]) -> CommandResult {
+            guard let child = ChildProcess(executable, ["-L", name] + arguments) else {
+                return CommandResult(status: -1, output: "", errors: "spawn")
+            }
+            let status = child.wait(seconds: 20) ?? -2
+            return CommandResult(status: status, output: child.output, errors: child.errors)
+        }
+
+        func capture() -> String { run(["capture-pane", "-p", "-t", name]).output }
+
+        func kill() { run(["kill-server"]) }
+    }
+
+    func tmux() throws -> Tmux {
+        guard let executable = findExecutable("tmux") ?? findExecutable("/usr/bin/tmux") else {
+            try Test.cancel("tmux is not installed (make test-deps installs Debian's tmux)")
+        }
+        return Tmux(executable: executable)
+    }
+
+    @Test func topDrawsTheViewResizesAndRestoresTheTerminal() throws {
+        let tmux = try tmux()
+        let server = try #require(LiveServer())
+        let traffic = try TrafficVM(socket: server.socketPath)
+        let idle = try traffic.connection.createVM(VMConfig(vcpuCount: 3, deviceIDBits: 8, eventIDBits: 8, intidBits: 14))
+        let sttyAfter = temporaryPath("stty")
+        defer { unlink(sttyAfter); tmux.kill() }
+        let command = "NO_COLOR=1 \(productDirectory())/itsctl top -d 0.2 --socket \(server.socketPath); "
+            + "echo \"exit $?\" > \(sttyAfter); stty -a >> \(sttyAfter); sleep 30"
+        let started = tmux.run(["new-session", "-d", "-s", tmux.name, "-x", "120", "-y", "40", "sh", "-c", command])
+        try #require(started.status == 0, "tmux new-session: \(started.errors)")
+
+        var frame = ""
+        let deadline = ITSConnection.monotonicNanoseconds() + 20_000_000_000
+        while ITSConnection.monotonicNanoseconds() < deadline {
+            try traffic.burst()
+            usleep(20_000)
+            frame = tmux.capture()
+            let rows = frame.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+            let vmRow = rows.first { $0.first == "\(traffic.vm.id)" && $0.contains("attached") }
+            if let vmRow, vmRow.count == 10, vmRow[4] != "-", vmRow[4] != "0" { break }
+        }
+        let lines = frame.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        #expect(lines.first?.hasPrefix("itsd top \(server.socketPath)  up 0:00:") == true, "\(frame)")
+        #expect(lines.count > 1 && lines[1].hasPrefix("VMs 2  connections 2  loop "), "top's and the traffic's, connections: \(frame)")
+        let rows = lines.map { $0.split(separator: " ").map(String.init) }
+        #expect(rows.contains(["VM", "VCPUS", "STATE", "CONNS", "MSI/s", "LPI/s", "ACK/s", "BLK/s", "CMD/s", "PEND"]), "\(frame)")
+        let vmRows = rows.filter { $0.count == 10 && ($0[2] == "attached" || $0[2] == "orphaned") }
+        #expect(vmRows.map(\.first) == ["\(traffic.vm.id)", "\(idle.id)"], "the busy VM sorts first: \(frame)")
+        #expect(vmRows.first.map { $0[4] != "-" && $0[4] != "0" } == true, "MSIs per second: \(frame)")
+        #expect(rows.contains(["VM", "VCPU", "LPI/s", "COAL/s", "ACK/s", "DROP/s", "PEND"]), "\(frame)")
+        let vcpuRows = rows.filter { $0.count == 7 && $0[0] == "\(traffic.vm.id)" }
+        #expect(Set(vcpuRows.map { $0[1] }) == ["0", "1"], "\(frame)")
+        #expect(rows.filter { $0.count == 7 && $0[0] == "\(idle.id)" }.count == 3, "the idle VM's vCPUs: \(frame)")
+        #expect(rows.contains(["VM", "DEVICE", "MSI/s", "BLK/s"]), "\(frame)")
+        let deviceRows = rows.filter { $0.count == 4 && $0[0] == "\(traffic.vm.id)" }
+        #expect(deviceRows.map { $0[1] } == ["7", "9"], "device 7 has four times the MSIs of device 9: \(frame)")
+
+        // A resize redraws at the new size.
+        tmux.run(["resize-window", "-t", tmux.name, "-x", "50", "-y", "12"])
+        var resized = ""
+        #expect(eventually(seconds: 5) {
+            resized = tmux.capture()
+            let shown = resized.split(separator: "\n")
+            return shown.count <= 12 && shown.allSatisfy { $0.count <= 50 } && shown.first?.hasPrefix("itsd top") == true
+        }, "\(resized)")
+
+        // q quits with 0 and the terminal is back in canonical mode with echo.
+        tmux.run(["send-keys", "-t", tmux.name, "q"])
+        var after = ""
+        #expect(eventually(seconds: 10) { after = readText(sttyAfter); return after.contains("speed") })
+        #expect(after.hasPrefix("exit 0\n"), "\(after)")
+        #expect(after.contains(" icanon") && after.contains(" echo") && !after.contains("-icanon"), "\(after)")
+        #expect(!tmux.capture().contains("VCPUS"), "the alternate screen is gone")
+    }
+
+    @Test func ctrlCQuitsAndRestoresTheTerminal() throws {
+        let tmux = try tmux()
+        let server = try #require(LiveServer())
+        let after = temporaryPath("stty")
+        defer { unlink(after); tmux.kill() }
+        let command = "\(productDirectory())/itsctl top -d 0.2 --socket \(server.socketPath); echo \"exit $?\" > \(after); "
+            + "stty -a >> \(after); sleep 30"
+        try #require(tmux.run(["new-session", "-d", "-s", tmux.name, "-x", "100", "-y", "30", "sh", "-c", command]).status == 0)
+        #expect(eventually(seconds: 10) { tmux.capture().contains("itsd top") })
+        tmux.run(["send-keys", "-t", tmux.name, "C-c"])
+        var text = ""
+        #expect(eventually(seconds: 10) { text = readText(after); return text.contains("speed") })
+        #expect(text.hasPrefix("exit 0\n"), "\(text)")
+        #expect(text.contains(" icanon") && !text.contains("-icanon"), "\(text)")
+    }
+
+    @Test func plainSnapshotsWhenNotATerminal() throws {
+        let server = try #require(LiveServer())
+        let traffic = try TrafficVM(socket: server.socketPath)
+        let child = try #require(startItsctl(["top", "-d", "0.2", "-n", "2", "--socket", server.socketPath]))
+        let result = try traffic.drive(child)
+        #expect(result.status == 0, "\(result.errors)")
+        #expect(!result.output.contains("\u{1B}"), "no escape sequences")
+        let frames = result.output.split(separator: "\n\n", omittingEmptySubsequences: false)
+        #expect(frames.count == 2, "\(result.output)")
+        for frame in frames {
+            #expect(frame.hasPrefix("itsd top \(server.socketPath)"))
+            #expect(frame.contains("\n\(traffic.vm.id)  ") || frame.contains("\n\(traffic.vm.id) "), "\(frame)")
+        }
+    }
+}
