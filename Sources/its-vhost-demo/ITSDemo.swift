@@ -1,3 +1,5 @@
+import ITSWire
+
 /// The demo with itsd: the VM, the guest's ITS programming, the binding of the back-end's call
 /// eventfd, and the run with its phases.
 extension VhostDemo {
@@ -9,15 +11,18 @@ extension VhostDemo {
     static let queueLPI: UInt32 = 8192 + 64
     static let vmBits: UInt8 = 16
 
+    /// The VM: --vcpus vCPUs, 16-bit DeviceIDs, EventIDs and INTIDs.
+    var vmConfig: VMConfig {
+        VMConfig(vcpuCount: UInt16(vcpus), deviceIDBits: Self.vmBits, eventIDBits: Self.vmBits, intidBits: Self.vmBits)
+    }
+
     func runWithITS(device: BlockDevice, scratch: ScratchDirectory, log: StepLog) throws(DemoError) -> DemoReport {
         let own = socket == nil ? try OwnItsd(executable: itsd, scratch: scratch) : nil
         let itsdPath = socket ?? own!.socketPath
         if own != nil { log("itsd started at \(itsdPath)") }
-        var link = try ITSLink(path: itsdPath, timeoutSeconds: answerTimeout)
-        try link.createVM(.init(vcpuCount: UInt16(vcpus), deviceIDBits: Self.vmBits, eventIDBits: Self.vmBits,
-                                intidBits: Self.vmBits))
+        var link = try ITSLink(path: itsdPath, config: vmConfig)
         try link.addMemoryRegion(fd: device.ram.fd, guestAddress: 0, size: device.ram.size)
-        log("itsd: VM \(link.vm) with \(vcpus) vCPUs; guest RAM (\(device.ram.size >> 20) MiB memfd) added at 0")
+        log("itsd: VM \(link.vm.id) with \(vcpus) vCPUs; guest RAM (\(device.ram.size >> 20) MiB memfd) added at 0")
         let guest = GuestITSDriver(link: link, ram: device.ram, vcpus: vcpus, intidBits: Self.vmBits, timeoutSeconds: answerTimeout)
         try guest.initialize()
         // One EventID bit: vectors 0 (configuration) and 1 (the queue).
@@ -143,9 +148,7 @@ extension VhostDemo {
         try source.mask(deviceID: Self.deviceID, eventID: Self.queueEvent)
         let image = try source.snapshot()
 
-        let destination = try ITSLink(path: itsdPath, timeoutSeconds: answerTimeout)
-        try destination.createVM(.init(vcpuCount: UInt16(vcpus), deviceIDBits: Self.vmBits, eventIDBits: Self.vmBits,
-                                       intidBits: Self.vmBits))
+        let destination = try ITSLink(path: itsdPath, config: vmConfig)
         try destination.addMemoryRegion(fd: ram.fd, guestAddress: 0, size: ram.size)
         try path.switchTo(destination)
         try destination.restore(image)

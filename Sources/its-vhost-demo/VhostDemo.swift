@@ -52,10 +52,10 @@ struct VhostDemo: ParsableCommand {
     @Flag(name: .long, help: "No itsd: read the back-end's call eventfd directly (checks the vhost-user and virtio layers alone).")
     var direct = false
 
-    @Option(name: .long, help: "Seconds without an interrupt, with requests in flight, before the demo gives up; itsd and the back-end may take this long, and at least 5 s, to answer a request.")
+    @Option(name: .long, help: "Seconds without an interrupt, with requests in flight, before the demo gives up; the back-end and GITS_CREADR may take this long, and at least 5 s, to answer.")
     var timeout: Int = 5
 
-    /// How long itsd, the back-end and GITS_CREADR may take to answer.
+    /// How long the back-end and GITS_CREADR may take to answer.
     var answerTimeout: Int { max(timeout, 5) }
 
     @Flag(name: .long, help: "Print one JSON object instead of the summary.")
