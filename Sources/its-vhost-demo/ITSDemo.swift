@@ -113,7 +113,7 @@ extension VhostDemo {
         try workload.submitUnserviced(count: count, queueDepth: queueDepth)
         // Every request is in the used ring and the back-end has signalled; give itsd time to (wrongly) deliver.
         let ready = try pollReadable(path.pollFDs, timeoutMilliseconds: 100)
-        let whileMasked = ready.isEmpty ? 0 : try path.acknowledge(readable: ready)
+        let whileMasked = ready.isEmpty ? 0 : try path.acknowledge(readable: ready) { () throws(DemoError) in }
         let unmaskedAt = monotonicNanoseconds()
         try link.unmask(deviceID: Self.deviceID, eventID: Self.queueEvent)
         var firstLPI: UInt64?

@@ -83,7 +83,7 @@ struct VhostDemoTests {
         let started = demo.waitForErrors(containing: "running 500000 requests")
         let line = demo.errors.split(separator: "\n").first { $0.contains("qemu-storage-daemon ready (pid ") }
         let pid = line.flatMap { Int32($0.split(separator: "(pid ")[1].prefix { $0.isNumber }) }
-        #expect(started, "stderr: \(demo.errors)")
+        #expect(started, "\(demo.isRunning ? "still running" : "exited with \(demo.wait())"); stderr: \(demo.errors)")
         let daemon = try #require(pid, "stderr: \(demo.errors)")
         usleep(100_000)
         try #require(demo.isRunning, "the demo ended before the back-end was stopped: \(demo.errors)")
@@ -110,10 +110,14 @@ struct VhostDemoTests {
         let itsd = Process()
         itsd.executableURL = DemoRun.binaries.appendingPathComponent("itsd")
         itsd.arguments = ["--socket", socket, "--lanes", "1", "--log-level", "warning"]
+        let log = directory.appendingPathComponent("itsd.out")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        itsd.standardOutput = try FileHandle(forWritingTo: log)
         try itsd.run()
         defer { if itsd.isRunning { itsd.terminate(); itsd.waitUntilExit() } }
+        // Ready once it says it listens (the socket file exists a moment earlier, from bind()).
         var tries = 0
-        while !FileManager.default.fileExists(atPath: socket), tries < 500 {
+        while !((try? String(contentsOf: log, encoding: .utf8)) ?? "").contains("itsd listening on"), tries < 1000 {
             tries += 1
             usleep(10_000)
         }
