@@ -171,7 +171,8 @@ struct VhostDemoTests {
     }
 }
 
-/// its-vhost-demo running in the background, its output in files, for tests that act on it mid-run.
+/// its-vhost-demo running, its output in files: in the background for tests that act on it mid-run,
+/// or to the end through `DemoRun`.
 final class DemoProcess {
     private let process = Process()
     private let outURL: URL
@@ -218,8 +219,12 @@ final class DemoProcess {
         return process.terminationStatus
     }
 
-    func json() throws -> [String: Any] {
-        let output = (try? String(contentsOf: outURL, encoding: .utf8)) ?? ""
+    var output: String { (try? String(contentsOf: outURL, encoding: .utf8)) ?? "" }
+
+    /// Standard output as the one JSON object --json prints.
+    func json() throws -> [String: Any] { try Self.parse(output) }
+
+    static func parse(_ output: String) throws -> [String: Any] {
         let object = try JSONSerialization.jsonObject(with: Data(output.utf8))
         return try #require(object as? [String: Any], "not a JSON object: \(output)")
     }
@@ -237,33 +242,15 @@ struct DemoRun {
     let output: String
     let errors: String
 
-    /// Runs the demo with `arguments`. A test machine may be busy: the demo waits up to 20 s for an
-    /// interrupt or an answer (--timeout) unless the arguments say otherwise.
+    /// Runs the demo with `arguments` to the end. A test machine may be busy: the demo waits up to
+    /// 20 s for an interrupt (--timeout) unless the arguments say otherwise.
     init(_ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = Self.binaries.appendingPathComponent("its-vhost-demo")
-        process.arguments = arguments.contains("--timeout") ? arguments : arguments + ["--timeout", "20"]
-        let base = FileManager.default.temporaryDirectory.appendingPathComponent("vhost-demo-run-\(getpid())-\(UInt32.random(in: 0 ... .max))")
-        let outURL = base.appendingPathExtension("out")
-        let errURL = base.appendingPathExtension("err")
-        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        defer {
-            try? FileManager.default.removeItem(at: outURL)
-            try? FileManager.default.removeItem(at: errURL)
-        }
-        process.standardOutput = try FileHandle(forWritingTo: outURL)
-        process.standardError = try FileHandle(forWritingTo: errURL)
-        try process.run()
-        process.waitUntilExit()
-        status = process.terminationStatus
-        output = String(decoding: try Data(contentsOf: outURL), as: UTF8.self)
-        errors = String(decoding: try Data(contentsOf: errURL), as: UTF8.self)
+        let process = try DemoProcess(arguments.contains("--timeout") ? arguments : arguments + ["--timeout", "20"])
+        status = process.wait()
+        output = process.output
+        errors = process.errors
     }
 
     /// Standard output as the one JSON object --json prints.
-    func json() throws -> [String: Any] {
-        let object = try JSONSerialization.jsonObject(with: Data(output.utf8))
-        return try #require(object as? [String: Any], "not a JSON object: \(output)")
-    }
+    func json() throws -> [String: Any] { try DemoProcess.parse(output) }
 }
