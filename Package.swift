@@ -59,7 +59,7 @@ let package = Package(
         .target(name: "CVhostDemo"),
         // A vhost-user front-end whose virtio-blk completions reach the guest as LPIs through itsd.
         .executableTarget(name: "its-vhost-demo", dependencies: [
-            "ITSWire", "CITSSupport", "CVhostDemo",
+            "ITSClient", "ITSWire", "CITSSupport", "CVhostDemo",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "ITSModelTests", dependencies: ["ITSModel"]),

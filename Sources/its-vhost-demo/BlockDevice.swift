@@ -11,8 +11,12 @@ final class BlockDevice {
     private(set) var call: EventFD
     private var frontEnd: VhostUserFrontEnd?
 
-    init(daemon: StorageDaemon, ram: GuestRAM, queueDepth: Int) throws(DemoError) {
+    /// How long the back-end may take to answer a vhost-user request.
+    private let timeoutSeconds: Int
+
+    init(daemon: StorageDaemon, ram: GuestRAM, queueDepth: Int, timeoutSeconds: Int) throws(DemoError) {
         self.daemon = daemon
+        self.timeoutSeconds = timeoutSeconds
         self.ram = ram
         ring = SplitVirtqueue(ram: ram, layout: GuestMemoryMap.ring, size: GuestMemoryMap.ringSize(queueDepth: queueDepth))
         // 4 KiB blocks, four times as many as fit in flight, so requests rarely wait for a busy block.
@@ -26,7 +30,7 @@ final class BlockDevice {
     /// is not enabled yet: `beforeEnable` runs first (the VMM binds the call eventfd there), then
     /// SET_VRING_ENABLE.
     func connect(beforeEnable: (EventFD) throws(DemoError) -> Void = { _ throws(DemoError) in }) throws(DemoError) {
-        let frontEnd = try VhostUserFrontEnd(path: daemon.socketPath)
+        let frontEnd = try VhostUserFrontEnd(path: daemon.socketPath, timeoutSeconds: timeoutSeconds)
         try frontEnd.setUp(ram: ram, ring: ring, kick: kick, call: call)
         let neededSectors = UInt64(driver.blockCount) * VirtioBlkDriver.sectorsPerBlock
         guard frontEnd.capacitySectors >= neededSectors else {

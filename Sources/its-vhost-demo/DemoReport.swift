@@ -26,6 +26,8 @@ struct DemoReport {
     var p99: Double
     var backendStarts: Int
     var phases: [PhaseResult]
+    /// From the start of the demo to the back-end's stop.
+    var elapsedMilliseconds = 0
 
     init(mode: String, workload: Workload, device: BlockDevice, phases: [PhaseResult], lpisAcked: Int?) {
         self.mode = mode
@@ -63,6 +65,7 @@ struct DemoReport {
             "\"p50_us\":\(Self.decimal(p50))",
             "\"p99_us\":\(Self.decimal(p99))",
             "\"backend_starts\":\(backendStarts)",
+            "\"elapsed_ms\":\(elapsedMilliseconds)",
         ]
         let phaseFields = phases.map { phase -> String in
             var inner = ["\"passed\":\(phase.passed)"] + phase.figures.map { "\"\($0.0)\":\($0.1)" }
@@ -80,7 +83,7 @@ struct DemoReport {
             "  interrupts taken: \(interrupts) (\(interruptsWithoutCompletion) found the used ring empty)"
                 + (lpisAcked.map { ", LPIs acknowledged: \($0)" } ?? ""),
             "  submit -> interrupt taken: p50 \(Self.decimal(p50)) µs, p99 \(Self.decimal(p99)) µs",
-            "  qemu-storage-daemon started \(backendStarts) time(s); completed but never signalled: \(unsignalled)",
+            "  qemu-storage-daemon started \(backendStarts) time(s); completed but never signalled: \(unsignalled); \(elapsedMilliseconds) ms in all",
         ]
         for phase in phases {
             let figures = phase.figures.map { "\($0.0) \($0.1)" }.joined(separator: ", ")

@@ -41,10 +41,13 @@ final class GuestITSDriver {
     private var writer: UInt64 = 0
     /// Each vCPU's RDbase as the ITS wants it (GITS_TYPER.PTA 0: the processor number).
     private var rdbase: [UInt64] = []
-    private(set) var commandsIssued = 0
 
-    init(link: ITSLink, ram: GuestRAM, vcpus: Int, intidBits: UInt8) {
+    /// How long GITS_CREADR may take to reach GITS_CWRITER.
+    private let timeoutSeconds: Int
+
+    init(link: ITSLink, ram: GuestRAM, vcpus: Int, intidBits: UInt8, timeoutSeconds: Int) {
         self.link = link
+        self.timeoutSeconds = timeoutSeconds
         self.ram = ram
         self.vcpus = vcpus
         self.intidBits = UInt64(intidBits)
@@ -122,14 +125,13 @@ final class GuestITSDriver {
             ram.store(word, at: GuestMemoryMap.commandQueue + writer + 8 * UInt64(index))
         }
         writer = (writer + 32) % GuestMemoryMap.commandQueueBytes
-        commandsIssued += 1
     }
 
-    /// Publishes the queued commands (GITS_CWRITER) and waits, up to 5 s, for GITS_CREADR to reach
-    /// them; a stall (CREADR.Stalled) is an error.
+    /// Publishes the queued commands (GITS_CWRITER) and waits for GITS_CREADR to reach them; a stall
+    /// (CREADR.Stalled) or the timeout is an error.
     private func execute() throws(DemoError) {
         try link.mmioWrite(.its, offset: Register.gitsCWRITER, value: writer)
-        let deadline = monotonicNanoseconds() + 5_000_000_000
+        let deadline = monotonicNanoseconds() + UInt64(timeoutSeconds) * 1_000_000_000
         while true {
             let reader = try link.mmioRead(.its, offset: Register.gitsCREADR)
             if reader == writer { return }
@@ -137,7 +139,8 @@ final class GuestITSDriver {
                 throw DemoError("GITS_CREADR.Stalled at offset 0x\(String(reader & ~1, radix: 16))")
             }
             guard monotonicNanoseconds() < deadline else {
-                throw DemoError("GITS_CREADR is 0x\(String(reader, radix: 16)) after 5 s, GITS_CWRITER 0x\(String(writer, radix: 16))")
+                throw DemoError("GITS_CREADR is 0x\(String(reader, radix: 16)) after \(timeoutSeconds) s, "
+                    + "GITS_CWRITER 0x\(String(writer, radix: 16))")
             }
             sleepMilliseconds(1)
         }

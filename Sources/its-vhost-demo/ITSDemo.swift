@@ -1,3 +1,5 @@
+import ITSWire
+
 /// The demo with itsd: the VM, the guest's ITS programming, the binding of the back-end's call
 /// eventfd, and the run with its phases.
 extension VhostDemo {
@@ -9,23 +11,32 @@ extension VhostDemo {
     static let queueLPI: UInt32 = 8192 + 64
     static let vmBits: UInt8 = 16
 
-    func runWithITS(device: BlockDevice, scratch: ScratchDirectory) throws(DemoError) -> DemoReport {
+    /// The VM: --vcpus vCPUs, 16-bit DeviceIDs, EventIDs and INTIDs.
+    var vmConfig: VMConfig {
+        VMConfig(vcpuCount: UInt16(vcpus), deviceIDBits: Self.vmBits, eventIDBits: Self.vmBits, intidBits: Self.vmBits)
+    }
+
+    func runWithITS(device: BlockDevice, scratch: ScratchDirectory, log: StepLog) throws(DemoError) -> DemoReport {
         let own = socket == nil ? try OwnItsd(executable: itsd, scratch: scratch) : nil
         let itsdPath = socket ?? own!.socketPath
-        var link = try ITSLink(path: itsdPath)
-        try link.createVM(.init(vcpuCount: UInt16(vcpus), deviceIDBits: Self.vmBits, eventIDBits: Self.vmBits,
-                                intidBits: Self.vmBits))
+        if own != nil { log("itsd started at \(itsdPath)") }
+        var link = try ITSLink(path: itsdPath, config: vmConfig)
         try link.addMemoryRegion(fd: device.ram.fd, guestAddress: 0, size: device.ram.size)
-        let guest = GuestITSDriver(link: link, ram: device.ram, vcpus: vcpus, intidBits: Self.vmBits)
+        log("itsd: VM \(link.vm.id) with \(vcpus) vCPUs; guest RAM (\(device.ram.size >> 20) MiB memfd) added at 0")
+        let guest = GuestITSDriver(link: link, ram: device.ram, vcpus: vcpus, intidBits: Self.vmBits, timeoutSeconds: answerTimeout)
         try guest.initialize()
         // One EventID bit: vectors 0 (configuration) and 1 (the queue).
         try guest.mapEvent(deviceID: Self.deviceID, eventBits: 1, eventID: Self.queueEvent, intid: Self.queueLPI, collection: 0)
+        log("guest: ITS enabled, collection n on vCPU n; DeviceID 0x\(String(Self.deviceID, radix: 16)) "
+            + "EventID \(Self.queueEvent) -> LPI \(Self.queueLPI) in collection 0 (MAPD, MAPC, MAPTI, SYNC)")
         let path = try LPIPath(link: link, vcpus: vcpus, intid: Self.queueLPI)
+        log("itsd: a notify eventfd for each vCPU (SET_VCPU_NOTIFY)")
         // Where a VMM on KVM would call KVM_IRQFD with an MSI route: bind the call eventfd at itsd.
         let bindCall = { (call: EventFD) throws(DemoError) in
             try link.bind(deviceID: Self.deviceID, eventID: Self.queueEvent, eventfd: call.fd)
         }
         try device.connect(beforeEnable: bindCall)
+        log("vhost-user: features, owner, memory table, vring 0 set up; call eventfd bound (BIND_IRQFD); ring enabled")
         let workload = Workload(device: device, path: path, silenceMilliseconds: timeout * 1000)
         // The back-end signals every new call fd once: an LPI with nothing in the used ring.
         try workload.settle(milliseconds: 50)
@@ -36,22 +47,26 @@ extension VhostDemo {
         let first = (requests - maskRequests - migrateRequests) / 2
         let second = requests - maskRequests - migrateRequests - first
         var results: [PhaseResult] = []
+        log("running \(first) requests, \(queueDepth) in flight")
         var complete = try workload.run(count: first, queueDepth: queueDepth)
         if complete, phases.contains(.mask) {
+            log("phase mask: MASK, \(maskRequests) requests, UNMASK")
             let result = try maskPhase(workload: workload, link: link, path: path, count: maskRequests)
             results.append(result)
             complete = result.passed
         }
-        var reconnect: (starts: Int, spurious: Int)?
+        var reconnect: (starts: Int, spurious: Int, slot: Int)?
         if complete, phases.contains(.reconnect) {
+            log("phase reconnect: SIGKILL to the back-end, a new one, the whole setup with a new call eventfd")
             try workload.settle(milliseconds: 20)
             let emptyBefore = workload.interruptsWithoutCompletion
             let startsBefore = device.daemon.starts
             try device.crashAndReconnect(beforeEnable: bindCall)
             try workload.settle(milliseconds: 50)
-            reconnect = (device.daemon.starts - startsBefore, workload.interruptsWithoutCompletion - emptyBefore)
+            reconnect = (device.daemon.starts - startsBefore, workload.interruptsWithoutCompletion - emptyBefore, results.count)
         }
         if complete, phases.contains(.migrate) {
+            log("phase migrate: \(migrateRequests) requests left pending, SNAPSHOT_VM, RESTORE_VM into a new VM")
             let (result, destination) = try migratePhase(workload: workload, source: link, path: path, count: migrateRequests,
                                                           itsdPath: itsdPath, ram: device.ram, call: device.call)
             results.append(result)
@@ -61,24 +76,28 @@ extension VhostDemo {
         }
         var moved: [Int]?
         if complete {
+            log("running \(second) requests" + (phases.contains(.movi) ? ", MOVI to collection 1 (vCPU 1) halfway" : ""))
             let completionsBefore = workload.completions
             complete = try workload.run(count: second, queueDepth: queueDepth, midway: phases.contains(.movi) ? {
                 () throws(DemoError) in
                 try guest.move(deviceID: Self.deviceID, eventID: Self.queueEvent, to: 1)
+                log("phase movi: MOVI and SYNC done (GITS_CREADR caught up)")
                 moved = path.acknowledged
             } : nil)
             try workload.settle(milliseconds: 50)
             if let reconnect {
                 let after = workload.completions - completionsBefore
-                results.append(PhaseResult(
+                // Its result goes where the phase ran, though the run after it decides it.
+                results.insert(PhaseResult(
                     name: "reconnect", passed: reconnect.starts == 1 && reconnect.spurious >= 1 && complete,
                     figures: [("backend_restarts", reconnect.starts), ("spurious_lpis", reconnect.spurious),
                               ("completions_after", after)],
                     failure: complete ? (reconnect.spurious >= 1 ? "" : "no LPI for the new call fd's first signal")
-                        : "requests after the reconnect were lost"))
+                        : "requests after the reconnect were lost"), at: reconnect.slot)
             }
             if phases.contains(.movi) { results.append(moviPhase(path: path, atMove: moved, complete: complete)) }
         }
+        log("\(workload.completions) of \(workload.requests) requests completed; DESTROY_VM")
         try link.destroyVM()
         try own?.stop()
         return DemoReport(mode: "itsd", workload: workload, device: device, phases: results, lpisAcked: path.totalAcknowledged)
@@ -94,7 +113,7 @@ extension VhostDemo {
         try workload.submitUnserviced(count: count, queueDepth: queueDepth)
         // Every request is in the used ring and the back-end has signalled; give itsd time to (wrongly) deliver.
         let ready = try pollReadable(path.pollFDs, timeoutMilliseconds: 100)
-        let whileMasked = ready.isEmpty ? 0 : try path.acknowledge(readable: ready)
+        let whileMasked = ready.isEmpty ? 0 : try path.acknowledge(readable: ready) { () throws(DemoError) in }
         let unmaskedAt = monotonicNanoseconds()
         try link.unmask(deviceID: Self.deviceID, eventID: Self.queueEvent)
         var firstLPI: UInt64?
@@ -129,9 +148,7 @@ extension VhostDemo {
         try source.mask(deviceID: Self.deviceID, eventID: Self.queueEvent)
         let image = try source.snapshot()
 
-        let destination = try ITSLink(path: itsdPath)
-        try destination.createVM(.init(vcpuCount: UInt16(vcpus), deviceIDBits: Self.vmBits, eventIDBits: Self.vmBits,
-                                       intidBits: Self.vmBits))
+        let destination = try ITSLink(path: itsdPath, config: vmConfig)
         try destination.addMemoryRegion(fd: ram.fd, guestAddress: 0, size: ram.size)
         try path.switchTo(destination)
         try destination.restore(image)

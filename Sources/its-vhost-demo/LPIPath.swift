@@ -10,8 +10,6 @@ final class LPIPath: InterruptPath {
     let intid: UInt32
     /// LPIs acknowledged, per vCPU.
     private(set) var acknowledged: [Int]
-    /// Wakeups of a notify eventfd after which ACK found nothing.
-    private(set) var emptyNotifications = 0
 
     /// Creates one notify eventfd per vCPU and hands each to itsd (SET_VCPU_NOTIFY).
     init(link: ITSLink, vcpus: Int, intid: UInt32) throws(DemoError) {
@@ -41,20 +39,18 @@ final class LPIPath: InterruptPath {
 
     var totalAcknowledged: Int { acknowledged.reduce(0, +) }
 
-    func acknowledge(readable: [Int]) throws(DemoError) -> Int {
+    func acknowledge(readable: [Int], handler: () throws(DemoError) -> Void) throws(DemoError) -> Int {
         var taken = 0
         for vcpu in readable {
             _ = try notifiers[vcpu].drain()
-            var found = 0
             while let lpi = try link.acknowledge(vcpu: UInt16(vcpu)) {
                 guard lpi.intid.rawValue == intid else {
                     throw DemoError("vCPU \(vcpu) acknowledged LPI \(lpi.intid), but only \(intid) is mapped")
                 }
-                found += 1
+                acknowledged[vcpu] += 1
+                taken += 1
+                try handler()
             }
-            if found == 0 { emptyNotifications += 1 }
-            acknowledged[vcpu] += found
-            taken += found
         }
         return taken
     }
@@ -71,7 +67,10 @@ final class OwnItsd {
         if let executable { binary = executable } else { binary = try Self.besideThisProgram("itsd") }
         process = try ChildProcess([binary, "--socket", socketPath, "--lanes", "2", "--log-level", "warning"],
                                    logPath: scratch.file("itsd.log"))
-        try process.waitUntil("its socket \(socketPath)", timeoutMilliseconds: 10_000) { fileExists(socketPath) }
+        // The socket file appears at bind(), before listen(): wait for the line itsd prints once it listens.
+        try process.waitUntil("listening on \(socketPath)", timeoutMilliseconds: 10_000) { [process] in
+            process.log.contains("itsd listening on \(socketPath)")
+        }
     }
 
     /// SIGTERM; itsd must exit 0.

@@ -46,6 +46,9 @@ final class StorageDaemon {
                 "--pidfile", pidPath]
     }
 
+    /// The running daemon's process id, 0 when none runs.
+    var pid: Int32 { process?.pid ?? 0 }
+
     /// Starts the daemon and waits (up to 10 s) for its pid file.
     func start() throws(DemoError) {
         precondition(process?.isRunning != true, "the daemon runs already")

@@ -139,18 +139,6 @@ final class UnixStream {
         }
         return bytes
     }
-
-    /// Receives whatever is available, at most `capacity` bytes; empty when the peer closed.
-    func receiveSome(capacity: Int) throws(DemoError) -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: capacity)
-        while true {
-            let received = bytes.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, capacity, 0) }
-            if received < 0 && its_errno() == EINTR { continue }
-            if received < 0 && its_errno() == EAGAIN { throw DemoError("\(path): no answer within the timeout") }
-            guard received >= 0 else { throw .system("recv from \(path)") }
-            return Array(bytes[0 ..< received])
-        }
-    }
 }
 
 /// Little-endian encoding into a byte array.

@@ -52,11 +52,17 @@ struct VhostDemo: ParsableCommand {
     @Flag(name: .long, help: "No itsd: read the back-end's call eventfd directly (checks the vhost-user and virtio layers alone).")
     var direct = false
 
-    @Option(name: .long, help: "Seconds without an interrupt, with requests in flight, before the demo gives up.")
+    @Option(name: .long, help: "Seconds without an interrupt, with requests in flight, before the demo gives up; the back-end and GITS_CREADR may take this long, and at least 5 s, to answer.")
     var timeout: Int = 5
+
+    /// How long the back-end and GITS_CREADR may take to answer.
+    var answerTimeout: Int { max(timeout, 5) }
 
     @Flag(name: .long, help: "Print one JSON object instead of the summary.")
     var json = false
+
+    @Flag(name: .long, help: "Log each step of the flow on standard error, with the milliseconds since the start.")
+    var verbose = false
 
     func validate() throws {
         guard requests >= 1 else { throw ValidationError("--requests must be at least 1") }
@@ -79,21 +85,25 @@ struct VhostDemo: ParsableCommand {
 
     func run() throws {
         signal(SIGPIPE, SIG_IGN)
-        let report: DemoReport
+        let log = StepLog(enabled: verbose)
+        var report: DemoReport
         do throws(DemoError) {
             let scratch = try ScratchDirectory()
             let daemon = try StorageDaemon(executable: storageDaemon, backend: StorageDaemon.Backend(rawValue: backend)!,
                                            scratch: scratch)
             defer { try? daemon.stop() }
             try daemon.start()
+            log("qemu-storage-daemon ready (pid \(daemon.pid), \(backend) node), vhost-user-blk at \(daemon.socketPath)")
             let ram = try GuestRAM(size: GuestMemoryMap.ramBytes(queueDepth: queueDepth))
-            let device = try BlockDevice(daemon: daemon, ram: ram, queueDepth: queueDepth)
+            let device = try BlockDevice(daemon: daemon, ram: ram, queueDepth: queueDepth, timeoutSeconds: answerTimeout)
             if direct {
-                report = try runDirect(device: device)
+                report = try runDirect(device: device, log: log)
             } else {
-                report = try runWithITS(device: device, scratch: scratch)
+                report = try runWithITS(device: device, scratch: scratch, log: log)
             }
             try daemon.stop()
+            log("qemu-storage-daemon stopped")
+            report.elapsedMilliseconds = log.elapsedMilliseconds
         } catch {
             FileHandleOutput.standardError("its-vhost-demo: \(error)\n")
             throw ExitCode.failure
@@ -103,11 +113,14 @@ struct VhostDemo: ParsableCommand {
     }
 
     /// The back-end alone: requests complete through the call eventfd, read by the demo.
-    private func runDirect(device: BlockDevice) throws(DemoError) -> DemoReport {
+    private func runDirect(device: BlockDevice, log: StepLog) throws(DemoError) -> DemoReport {
         try device.connect()
+        log("vhost-user set up; the demo reads the call eventfd itself")
         let workload = Workload(device: device, path: DirectCallPath(device: device), silenceMilliseconds: timeout * 1000)
         try workload.settle(milliseconds: 20)
+        log("running \(requests) requests, \(queueDepth) in flight")
         try workload.run(count: requests, queueDepth: queueDepth)
+        log("\(workload.completions) of \(workload.requests) requests completed")
         return DemoReport(mode: "direct", workload: workload, device: device, phases: [], lpisAcked: nil)
     }
 }

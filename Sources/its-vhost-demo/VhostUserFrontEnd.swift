@@ -5,10 +5,6 @@
 /// says so instead of closing the connection later.
 final class VhostUserFrontEnd {
     private let socket: UnixStream
-    /// Features the back-end offered (GET_FEATURES).
-    private(set) var offeredFeatures: UInt64 = 0
-    /// Protocol features the back-end offered (GET_PROTOCOL_FEATURES).
-    private(set) var offeredProtocolFeatures: UInt64 = 0
     /// The disk's capacity in 512-byte sectors (virtio-blk config space offset 0).
     private(set) var capacitySectors: UInt64 = 0
 
@@ -17,20 +13,21 @@ final class VhostUserFrontEnd {
     static let features = VirtioFeature.version1 | VirtioFeature.protocolFeatures
     static let protocolFeatures = VhostUserProtocolFeature.replyAck | VhostUserProtocolFeature.config
 
-    init(path: String) throws(DemoError) {
-        socket = try UnixStream(path: path, timeoutSeconds: 5)
+    /// Connects to the back-end's socket; a back-end silent for `timeoutSeconds` fails the request.
+    init(path: String, timeoutSeconds: Int) throws(DemoError) {
+        socket = try UnixStream(path: path, timeoutSeconds: timeoutSeconds)
     }
 
     /// Negotiates features, takes ownership, shares guest RAM and sets up virtqueue 0 on `ring`, with
     /// `kick` for the front-end's notifications and `call` for the back-end's. Starting the ring is
     /// left to `enable()`.
     func setUp(ram: GuestRAM, ring: SplitVirtqueue, kick: EventFD, call: EventFD) throws(DemoError) {
-        offeredFeatures = try u64Reply(.getFeatures)
+        let offeredFeatures = try u64Reply(.getFeatures)
         guard offeredFeatures & Self.features == Self.features else {
             throw DemoError("the back-end offers features 0x\(String(offeredFeatures, radix: 16)), "
                 + "without VERSION_1 and PROTOCOL_FEATURES")
         }
-        offeredProtocolFeatures = try u64Reply(.getProtocolFeatures)
+        let offeredProtocolFeatures = try u64Reply(.getProtocolFeatures)
         guard offeredProtocolFeatures & Self.protocolFeatures == Self.protocolFeatures else {
             throw DemoError("the back-end offers protocol features 0x\(String(offeredProtocolFeatures, radix: 16)), "
                 + "without REPLY_ACK and CONFIG")
@@ -54,13 +51,6 @@ final class VhostUserFrontEnd {
     /// SET_VRING_ENABLE(0, 1): with PROTOCOL_FEATURES agreed the ring starts disabled.
     func enable() throws(DemoError) {
         try send(.vringState(.setVringEnable, index: 0, value: 1))
-    }
-
-    /// GET_VRING_BASE: stops the ring and returns the back-end's next available index.
-    func stopRing() throws(DemoError) -> UInt16 {
-        let state = try reply(to: VhostUserMessage(.getVringBase, payload: [0, 0, 0, 0, 0, 0, 0, 0]))
-        guard state.count == 8 else { throw DemoError("GET_VRING_BASE answered \(state.count) bytes, not 8") }
-        return UInt16(truncatingIfNeeded: loadLittleEndian(state, at: 4, as: UInt32.self))
     }
 
     /// Sends a SET and, when NEED_REPLY is set, checks the back-end's u64 answer is 0.

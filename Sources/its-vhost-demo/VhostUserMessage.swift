@@ -9,7 +9,6 @@ enum VhostUserRequest: UInt32 {
     case setVringNum = 8
     case setVringAddr = 9
     case setVringBase = 10
-    case getVringBase = 11
     case setVringKick = 12
     case setVringCall = 13
     case getProtocolFeatures = 15
@@ -20,7 +19,7 @@ enum VhostUserRequest: UInt32 {
     /// Whether the back-end answers this request without being asked to (NEED_REPLY).
     var repliesNatively: Bool {
         switch self {
-        case .getFeatures, .getProtocolFeatures, .getVringBase, .getConfig: true
+        case .getFeatures, .getProtocolFeatures, .getConfig: true
         default: false
         }
     }

@@ -3,9 +3,11 @@
 protocol InterruptPath: AnyObject {
     /// Descriptors that become readable when an interrupt may be pending.
     var pollFDs: [Int32] { get }
-    /// Takes every interrupt pending behind the readable descriptors (indexes into `pollFDs`);
-    /// returns how many interrupts for the device were taken (0 for a wakeup that found none).
-    func acknowledge(readable: [Int]) throws(DemoError) -> Int
+    /// Takes every interrupt pending behind the readable descriptors (indexes into `pollFDs`), one
+    /// at a time, running `handler` after each is taken, as a guest runs its handler between
+    /// acknowledging one interrupt and asking for the next. Returns how many were taken (0 for a
+    /// wakeup that found none).
+    func acknowledge(readable: [Int], handler: () throws(DemoError) -> Void) throws(DemoError) -> Int
 }
 
 /// The back-end's call eventfd read directly: the interrupt path without itsd, which checks the
@@ -17,14 +19,16 @@ final class DirectCallPath: InterruptPath {
 
     var pollFDs: [Int32] { [device.call.fd] }
 
-    func acknowledge(readable: [Int]) throws(DemoError) -> Int {
-        try device.call.drain() > 0 ? 1 : 0
+    func acknowledge(readable: [Int], handler: () throws(DemoError) -> Void) throws(DemoError) -> Int {
+        guard try device.call.drain() > 0 else { return 0 }
+        try handler()
+        return 1
     }
 }
 
 /// Runs virtio-blk requests against the device and accounts for every one: a request is complete
 /// when an interrupt was taken and the used-ring drain that followed returned it. Latency runs from
-/// making the request available to taking the interrupt that returned it.
+/// making the request available to taking (acknowledging) the interrupt that returned it.
 final class Workload {
     let device: BlockDevice
     let path: InterruptPath
@@ -76,25 +80,29 @@ final class Workload {
         return true
     }
 
-    /// Waits for one wakeup and takes its interrupts, then drains the used ring if any were taken.
+    /// Waits for one wakeup and takes its interrupts; after each one taken, drains the used ring.
     /// Returns false when nothing woke the guest within the timeout.
     @discardableResult
     func service(timeoutMilliseconds: Int, measured: Bool = true) throws(DemoError) -> Bool {
         let ready = try pollReadable(path.pollFDs, timeoutMilliseconds: timeoutMilliseconds)
         guard !ready.isEmpty else { return false }
-        let taken = try path.acknowledge(readable: ready)
-        guard taken > 0 else { return true }
-        interrupts += taken
+        _ = try path.acknowledge(readable: ready) { () throws(DemoError) in try drainUsedRing(measured: measured) }
+        return true
+    }
+
+    /// The guest's interrupt handler: takes every used element and completes its request; the
+    /// latency of each ends now, when the interrupt that returned it was taken.
+    private func drainUsedRing(measured: Bool) throws(DemoError) {
         let now = monotonicNanoseconds()
+        interrupts += 1
         let used = try device.ring.takeUsed()
-        if used.isEmpty { interruptsWithoutCompletion += taken }
+        if used.isEmpty { interruptsWithoutCompletion += 1 }
         for element in used {
             let request = try device.driver.complete(element)
             completions += 1
             if request.kind == .read { reads += 1 } else { writes += 1 }
             if measured { latencies.append(now - request.submittedAt) }
         }
-        return true
     }
 
     /// Takes whatever interrupts arrive within `milliseconds` while nothing is submitted (the

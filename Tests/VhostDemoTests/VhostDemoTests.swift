@@ -73,6 +73,34 @@ struct VhostDemoTests {
         #expect(phases["migrate"]?["restored_lpis"] as? Int == 1)
     }
 
+    /// The accounting fails a run that loses requests: with the back-end stopped (SIGSTOP) mid-run no
+    /// completion and no interrupt comes, so after --timeout the requests in flight are reported lost
+    /// and the demo exits 1 with `passed` false instead of hanging or passing.
+    @Test func requestsThatNeverComeBackAreReportedLost() throws {
+        let demo = try DemoProcess(["--requests", "1000000", "--queue-depth", "4", "--backend", "null", "--skip", "mask",
+                                    "--skip", "reconnect", "--skip", "migrate", "--skip", "movi", "--timeout", "1",
+                                    "--verbose", "--json"])
+        let started = demo.waitForErrors(containing: "running 500000 requests")
+        let line = demo.errors.split(separator: "\n").first { $0.contains("qemu-storage-daemon ready (pid ") }
+        let pid = line.flatMap { Int32($0.split(separator: "(pid ")[1].prefix { $0.isNumber }) }
+        #expect(started, "\(demo.isRunning ? "still running" : "exited with \(demo.wait())"); stderr: \(demo.errors)")
+        let daemon = try #require(pid, "stderr: \(demo.errors)")
+        usleep(100_000)
+        try #require(demo.isRunning, "the demo ended before the back-end was stopped: \(demo.errors)")
+        kill(daemon, SIGSTOP)
+        usleep(2_500_000)
+        kill(daemon, SIGCONT)
+        let status = demo.wait()
+        #expect(status == 1, "stderr: \(demo.errors)")
+        let report = try demo.json()
+        let lost = try #require(report["lost"] as? Int)
+        #expect(lost >= 1 && lost <= 4, "at most the requests in flight")
+        let requests = try #require(report["requests"] as? Int)
+        #expect(report["completions"] as? Int == requests - lost)
+        #expect(requests < 1_000_000)
+        #expect(report["passed"] as? Bool == false)
+    }
+
     /// With --socket the demo uses an itsd it did not start, and leaves it running.
     @Test func anItsdStartedElsewhereServesTheDemo() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("vhost-demo-test-\(getpid())-\(UInt32.random(in: 0 ... .max))")
@@ -82,10 +110,14 @@ struct VhostDemoTests {
         let itsd = Process()
         itsd.executableURL = DemoRun.binaries.appendingPathComponent("itsd")
         itsd.arguments = ["--socket", socket, "--lanes", "1", "--log-level", "warning"]
+        let log = directory.appendingPathComponent("itsd.out")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        itsd.standardOutput = try FileHandle(forWritingTo: log)
         try itsd.run()
         defer { if itsd.isRunning { itsd.terminate(); itsd.waitUntilExit() } }
+        // Ready once it says it listens (the socket file exists a moment earlier, from bind()).
         var tries = 0
-        while !FileManager.default.fileExists(atPath: socket), tries < 500 {
+        while !((try? String(contentsOf: log, encoding: .utf8)) ?? "").contains("itsd listening on"), tries < 1000 {
             tries += 1
             usleep(10_000)
         }
@@ -139,6 +171,65 @@ struct VhostDemoTests {
     }
 }
 
+/// its-vhost-demo running, its output in files: in the background for tests that act on it mid-run,
+/// or to the end through `DemoRun`.
+final class DemoProcess {
+    private let process = Process()
+    private let outURL: URL
+    private let errURL: URL
+
+    init(_ arguments: [String]) throws {
+        process.executableURL = DemoRun.binaries.appendingPathComponent("its-vhost-demo")
+        process.arguments = arguments
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("vhost-demo-bg-\(getpid())-\(UInt32.random(in: 0 ... .max))")
+        outURL = base.appendingPathExtension("out")
+        errURL = base.appendingPathExtension("err")
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: outURL)
+        process.standardError = try FileHandle(forWritingTo: errURL)
+        try process.run()
+    }
+
+    deinit {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: outURL)
+        try? FileManager.default.removeItem(at: errURL)
+    }
+
+    var errors: String { (try? String(contentsOf: errURL, encoding: .utf8)) ?? "" }
+
+    var isRunning: Bool { process.isRunning }
+
+    /// Waits up to 30 s for `text` on standard error; false if the demo exits or time runs out first.
+    func waitForErrors(containing text: String) -> Bool {
+        for _ in 0 ..< 3000 {
+            if errors.contains(text) { return true }
+            if !process.isRunning { return false }
+            usleep(10_000)
+        }
+        return false
+    }
+
+    func wait() -> Int32 {
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    var output: String { (try? String(contentsOf: outURL, encoding: .utf8)) ?? "" }
+
+    /// Standard output as the one JSON object --json prints.
+    func json() throws -> [String: Any] { try Self.parse(output) }
+
+    static func parse(_ output: String) throws -> [String: Any] {
+        let object = try JSONSerialization.jsonObject(with: Data(output.utf8))
+        return try #require(object as? [String: Any], "not a JSON object: \(output)")
+    }
+}
+
 /// One run of its-vhost-demo from the build directory, with its exit status and output.
 struct DemoRun {
     /// The build directory: the test bundle sits beside the executables.
@@ -151,31 +242,15 @@ struct DemoRun {
     let output: String
     let errors: String
 
+    /// Runs the demo with `arguments` to the end. A test machine may be busy: the demo waits up to
+    /// 20 s for an interrupt (--timeout) unless the arguments say otherwise.
     init(_ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = Self.binaries.appendingPathComponent("its-vhost-demo")
-        process.arguments = arguments
-        let base = FileManager.default.temporaryDirectory.appendingPathComponent("vhost-demo-run-\(getpid())-\(UInt32.random(in: 0 ... .max))")
-        let outURL = base.appendingPathExtension("out")
-        let errURL = base.appendingPathExtension("err")
-        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        defer {
-            try? FileManager.default.removeItem(at: outURL)
-            try? FileManager.default.removeItem(at: errURL)
-        }
-        process.standardOutput = try FileHandle(forWritingTo: outURL)
-        process.standardError = try FileHandle(forWritingTo: errURL)
-        try process.run()
-        process.waitUntilExit()
-        status = process.terminationStatus
-        output = String(decoding: try Data(contentsOf: outURL), as: UTF8.self)
-        errors = String(decoding: try Data(contentsOf: errURL), as: UTF8.self)
+        let process = try DemoProcess(arguments.contains("--timeout") ? arguments : arguments + ["--timeout", "20"])
+        status = process.wait()
+        output = process.output
+        errors = process.errors
     }
 
     /// Standard output as the one JSON object --json prints.
-    func json() throws -> [String: Any] {
-        let object = try JSONSerialization.jsonObject(with: Data(output.utf8))
-        return try #require(object as? [String: Any], "not a JSON object: \(output)")
-    }
+    func json() throws -> [String: Any] { try DemoProcess.parse(output) }
 }
