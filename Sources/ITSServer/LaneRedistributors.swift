@@ -21,12 +21,17 @@ public struct LaneRedistributors: RedistributorOperations {
     private var backgroundWork: [Int]
     /// Moves whose source half the lane has not reported yet.
     private var movesInFlight = 0
+    /// Every item ever queued: the difference across a request is the work it queued.
+    public private(set) var itemsQueued = 0
+    /// Lanes queued to since the last ``queueBarriers(_:)``.
+    private var touched: [Bool]
 
     public init(vm: VMKey, vcpuCount: Int, lanes: LaneGroup) {
         self.vm = vm
         self.vcpuCount = vcpuCount
         self.lanes = lanes
         batches = Array(repeating: [], count: lanes.lanes.count)
+        touched = Array(repeating: false, count: lanes.lanes.count)
         backgroundWork = Array(repeating: 0, count: vcpuCount)
     }
 
@@ -40,6 +45,21 @@ public struct LaneRedistributors: RedistributorOperations {
         let lane = lanes.laneIndex(of: vcpu)
         if batches[lane].isEmpty { batches[lane].append(.clock(uv_hrtime())) }
         batches[lane].append(work)
+        touched[lane] = true
+        itemsQueued &+= 1
+    }
+
+    /// Queues a barrier to every lane queued to since the last call, behind what was queued
+    /// there, each with a ticket from `makeTicket`; returns how many.
+    public mutating func queueBarriers(_ makeTicket: () -> ReplyTicket) -> Int {
+        var count = 0
+        for lane in touched.indices where touched[lane] {
+            touched[lane] = false
+            if batches[lane].isEmpty { batches[lane].append(.clock(uv_hrtime())) }
+            batches[lane].append(.barrier(ticket: makeTicket()))
+            count += 1
+        }
+        return count
     }
 
     /// Sends every batch to its lane.

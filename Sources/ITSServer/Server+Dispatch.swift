@@ -36,6 +36,33 @@ extension Server {
             return
         }
 
+        // NO_REPLY requests queue lane work nothing answers: charged to the session, bounded.
+        if frame.noReply, let id = Self.vmOfNoReplyRequest(frame.message), let vm = registry.vms[VMKey(id.rawValue)],
+           vm.attached.contains(session.connection.id)
+        {
+            let before = vm.operations.itemsQueued
+            defer { chargeLaneWork(vm, vm.operations.itemsQueued - before, to: session) }
+            return dispatch(frame, fds: fds, session: session, failing: { fail($0, detail: $1, $2) }, finishing: done)
+        }
+        dispatch(frame, fds: fds, session: session, failing: { fail($0, detail: $1, $2) }, finishing: done)
+    }
+
+    /// The VM of a request that may carry NO_REPLY.
+    static func vmOfNoReplyRequest(_ message: Message) -> VMID? {
+        switch message {
+        case .inject(let id, _, _): id
+        case .injectBatch(let batch): batch.vm
+        case .mmioWrite(let access, _, _): access.vm
+        default: nil
+        }
+    }
+
+    private func dispatch(_ frame: Frame, fds: [Int32], session: Session, failing: (WireStatus, UInt32, String) -> Void,
+                          finishing: (Message) -> Void)
+    {
+        func fail(_ status: WireStatus, detail: UInt32 = 0, _ text: String = "") { failing(status, detail, text) }
+        func done(_ message: Message) { finishing(message) }
+        let opcode = frame.message.opcode
         if unauthenticated.contains(session.connection.id) {
             guard case .authenticate(let secret) = frame.message, let expected = configuration.tcp?.secret,
                   Self.constantTimeEqual(secret, expected)

@@ -18,6 +18,9 @@ public final class Server {
         public var maximumVMs = 256
         /// Units of ITS work one loop turn does for one VM before other clients are served.
         public var workBudget = ITS.defaultWorkBudget
+        /// Lane work items a connection's NO_REPLY requests may have queued that the lanes have not
+        /// reached yet; at this many the server stops reading the connection until they have.
+        public var noReplyLaneWorkLimit = 4096
         /// The largest snapshot image RESTORE_VM accepts.
         public var maximumSnapshotBytes = 1 << 30
         public var logger = Logger(label: "itsd")
@@ -53,6 +56,9 @@ public final class Server {
     private var nextTicket: UInt64 = 1
     /// VMs with operations queued for lanes since the last flush.
     var dirty: Set<VMKey> = []
+    /// Per VM, the lane work queued for sessions' NO_REPLY requests since the last flush, released
+    /// by barriers queued behind it.
+    var laneWorkCharges: [VMKey: [LaneWorkCharge]] = [:]
     private var graceTimer: TimerHandle?
     /// Runs ITS work left over from budgets, one budget per VM per turn.
     private var workTimer: TimerHandle?
@@ -122,7 +128,7 @@ public final class Server {
             return
         }
         if transport == .tcp { unauthenticated.insert(id) }
-        let session = Session(connection: connection)
+        let session = Session(connection: connection, laneWorkLimit: configuration.noReplyLaneWorkLimit)
         sessions[id] = session
         configuration.logger.debug("connection \(id) from pid \(peer.pid) uid \(peer.uid) gid \(peer.gid)")
         // The closures hold the session weakly: the session owns the connection, which owns them.
@@ -146,12 +152,43 @@ public final class Server {
     func flushLaneWork() {
         var runnable = false
         for key in dirty {
-            guard let vm = registry.vms[key] else { continue }
+            guard let vm = registry.vms[key] else {
+                releaseLaneWork(laneWorkCharges.removeValue(forKey: key) ?? [])
+                continue
+            }
+            if let charges = laneWorkCharges.removeValue(forKey: key) { coverLaneWork(vm, charges) }
             vm.operations.flush()
             runnable = runnable || Self.hasRunnableWork(vm)
         }
         dirty.removeAll(keepingCapacity: true)
         if runnable, workTimer?.isActive == false { workTimer?.start(timeout: 0) }
+    }
+
+    /// `count` lane work items were queued to `vm`'s lanes for a NO_REPLY request of `session`.
+    func chargeLaneWork(_ vm: ServerVM, _ count: Int, to session: Session) {
+        guard count > 0 else { return }
+        laneWorkCharges[vm.key, default: []].append(LaneWorkCharge(session: session, count: count))
+        if session.laneWorkQueued(count) { counters.laneWorkHolds &+= 1 }
+        counters.laneWorkPeak = max(counters.laneWorkPeak, session.laneWorkUnanswered)
+        dirty.insert(vm.key)
+    }
+
+    /// Queues barriers behind the charged work on every lane it went to; the sessions get their
+    /// allowance back once all have answered.
+    private func coverLaneWork(_ vm: ServerVM, _ charges: [LaneWorkCharge]) {
+        var outstanding = 0
+        let count = vm.operations.queueBarriers { [unowned self] in
+            outstanding += 1
+            return self.ticket { [unowned self] _ in
+                outstanding -= 1
+                if outstanding == 0 { self.releaseLaneWork(charges) }
+            }
+        }
+        if count == 0 { releaseLaneWork(charges) }
+    }
+
+    private func releaseLaneWork(_ charges: [LaneWorkCharge]) {
+        for charge in charges { charge.session?.laneWorkDone(charge.count) }
     }
 
     /// A ticket for a lane request; `completion` runs on the loop thread with the reply.
@@ -207,6 +244,7 @@ public final class Server {
     /// A VM was destroyed: EVENT_VM_GONE to the sessions that subscribed to it, and no more work.
     func vmGone(_ key: VMKey, _ reason: VMGoneReason) {
         dirty.remove(key)
+        releaseLaneWork(laneWorkCharges.removeValue(forKey: key) ?? [])
         for session in sessions.values {
             guard let events = session.subscriptions.removeValue(forKey: key) else { continue }
             session.notifyOutstanding = session.notifyOutstanding.filter { $0.vm != key }
@@ -239,4 +277,10 @@ public final class Server {
         flushLaneWork()
         if more { workTimer?.start(timeout: 0) }
     }
+}
+
+/// Lane work queued for one session's NO_REPLY requests, not yet covered by a barrier.
+struct LaneWorkCharge {
+    weak var session: Session?
+    var count: Int
 }
