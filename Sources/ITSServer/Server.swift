@@ -21,6 +21,9 @@ public final class Server {
         /// Lane work items a connection's NO_REPLY requests may have queued that the lanes have not
         /// reached yet; at this many the server stops reading the connection until they have.
         public var noReplyLaneWorkLimit = 4096
+        /// Milliseconds a graceful shutdown (``shutdown()``) waits for replies already owed to be
+        /// sent before it closes the connections that still owe some.
+        public var shutdownDeadline: UInt64 = 5000
         /// The largest snapshot image RESTORE_VM accepts.
         public var maximumSnapshotBytes = 1 << 30
         public var logger = Logger(label: "itsd")
@@ -102,8 +105,44 @@ public final class Server {
     /// Runs the loop until ``stop()``.
     public func run() { loop.run() }
 
+    /// Whether ``shutdown()`` has begun.
+    public private(set) var isShuttingDown = false
+    private var shutdownTimer: TimerHandle?
+
+    /// Graceful shutdown (SIGTERM, SIGINT): stops accepting (the socket file is removed) and stops
+    /// reading requests, then closes each connection once every reply owed for the requests it had
+    /// read has been sent — lanes keep answering meanwhile — and calls ``stop()`` when none is
+    /// left, or after ``Configuration/shutdownDeadline`` milliseconds with whatever is left. A
+    /// second call stops at once.
+    public func shutdown() {
+        guard !isShuttingDown else { return stop() }
+        isShuttingDown = true
+        listener?.close()
+        listener = nil
+        tcpListener?.close()
+        tcpListener = nil
+        for session in sessions.values { session.drain() }
+        let deadline = uv_now(loop.pointer) + configuration.shutdownDeadline
+        shutdownTimer = TimerHandle(loop: loop) { [unowned self] in
+            for session in self.sessions.values where session.owesNothing { session.connection.close() }
+            if self.sessions.isEmpty {
+                self.configuration.logger.info("shutdown: every reply owed was sent")
+                self.stop()
+            } else if uv_now(self.loop.pointer) >= deadline {
+                self.configuration.logger.warning("shutdown: \(self.sessions.count) connection(s) still owed replies after \(self.configuration.shutdownDeadline) ms; closing them")
+                self.stop()
+            }
+        }
+        shutdownTimer?.start(timeout: 0, repeat: 10)
+    }
+
+    private var stopped = false
+
     /// Stops accepting, closes every connection, stops the lanes and ends ``run()``.
     public func stop() {
+        guard !stopped else { return }
+        stopped = true
+        shutdownTimer?.close()
         listener?.close()
         listener = nil
         tcpListener?.close()

@@ -83,8 +83,19 @@ final class Session {
         updateHold()
     }
 
+    /// The server is shutting down: no more requests are read from this connection.
+    private(set) var draining = false
+
+    func drain() {
+        draining = true
+        updateHold()
+    }
+
+    /// Every reply owed has been sent, as far as the socket took it.
+    var owesNothing: Bool { slots.isEmpty && connection.pendingOutput == 0 }
+
     private func updateHold() {
-        connection.holdsReading = slots.count >= maxInFlight || laneWorkUnanswered >= laneWorkLimit
+        connection.holdsReading = draining || slots.count >= maxInFlight || laneWorkUnanswered >= laneWorkLimit
     }
 
     /// Answers a request at once, in order behind any reply still owed.
