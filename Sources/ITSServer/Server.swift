@@ -239,26 +239,35 @@ public final class Server {
     }
 
     private func handleLaneWork(_ batch: [LoopWork]) {
+        var synchronizing: Set<VMKey> = []
         for work in batch {
             switch work {
             case let .reply(ticket, reply):
                 awaiting.removeValue(forKey: ticket)?(reply)
             case let .deliverable(key, vcpu):
                 notifySubscribers(key, vcpu)
-            case let .moved(key, intid, target, epoch, wasPending):
-                registry.vms[key]?.operations.moved(intid, to: target, epoch: epoch, wasPending: wasPending)
+            case let .moved(key, intid, source, target, epoch, wasPending):
+                guard let vm = registry.vms[key] else { continue }
+                vm.operations.moved(intid, from: source, to: target, epoch: epoch, wasPending: wasPending)
+                if vm.its.isWaitingForRedistributors { synchronizing.insert(key) }
                 dirty.insert(key)
             case let .movedAllPending(key, intids, target):
-                registry.vms[key]?.operations.allPendingMoved(intids, to: target)
+                guard let vm = registry.vms[key] else { continue }
+                vm.operations.allPendingMoved(intids, to: target)
+                if vm.its.isWaitingForRedistributors { synchronizing.insert(key) }
                 dirty.insert(key)
             case let .backgroundWorkDone(key, vcpu):
                 guard let vm = registry.vms[key] else { continue }
                 vm.operations.backgroundWorkDone(on: vcpu)
-                // A SYNC may have been waiting for exactly this.
-                _ = vm.its.processCommands(budget: workBudget(for: vm), memory: vm.memory, redistributors: &vm.operations)
-                reportGuestErrors(vm)
+                synchronizing.insert(key)
                 dirty.insert(key)
             }
+        }
+        // A SYNC may have been waiting for exactly this; its target half, if any, is queued already.
+        for key in synchronizing {
+            guard let vm = registry.vms[key] else { continue }
+            _ = vm.its.processCommands(budget: workBudget(for: vm), memory: vm.memory, redistributors: &vm.operations)
+            reportGuestErrors(vm)
         }
         for key in dirty {
             if let vm = registry.vms[key], vm.captureWaiting != nil { startCaptureIfQuiescent(vm) }
