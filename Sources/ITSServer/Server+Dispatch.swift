@@ -201,7 +201,12 @@ extension Server {
             guard let vm = attachedVM(id, session, fail) else { return }
             guard vcpu.rawValue < vm.config.vcpuCount else { return fail(.noSuchVCPU, detail: UInt32(vcpu.rawValue)) }
             let from = INTID(max(cursor, 8192))
-            laneRequest(vm, vcpu, .pendingLPIs(from: from, limit: Int(min(maxEntries, 4096))), session: session, frame: frame) { reply in
+            // As many as fit in the agreed frame length (header, count and cursor, 8 bytes each),
+            // which is also what max_entries 0 asks for.
+            let frameLimit = Int(session.hello?.limits.maxFrameLength ?? Limits.defaults.maxFrameLength)
+            let fit = (frameLimit - Wire.headerLength - 8) / 8
+            let limit = maxEntries == 0 ? fit : min(Int(maxEntries), fit)
+            laneRequest(vm, vcpu, .pendingLPIs(from: from, limit: limit), session: session, frame: frame) { reply in
                 guard case .pending(let page) = reply else { return .pendingReply([], nextCursor: 0) }
                 let lpis = page.lpis.map { ITSWire.PendingLPI(intid: Wire.INTID(rawValue: $0.intid.rawValue),
                                                               priority: $0.config.priority.rawValue, enabled: $0.config.isEnabled) }
