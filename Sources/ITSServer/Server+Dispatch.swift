@@ -93,8 +93,16 @@ extension Server {
             case .failure(let failure): fail(status(of: failure))
             }
         case let .attachVM(id, token):
-            switch registry.attach(VMKey(id.rawValue), token: token, by: session.connection.id) {
-            case .success(let vm): done(.attachVMReply(id, vm.config))
+            let asOperator = session.isOperator && token.matches(.operatorAttachToken)
+            let result = asOperator ? registry.attachAsOperator(VMKey(id.rawValue), by: session.connection.id)
+                : registry.attach(VMKey(id.rawValue), token: token, by: session.connection.id)
+            switch result {
+            case .success(let vm):
+                if asOperator {
+                    let peer = session.connection.peer
+                    configuration.logger.info("VM \(vm.key) attached by operator uid \(peer.uid) (pid \(peer.pid), connection \(session.connection.id))")
+                }
+                done(.attachVMReply(id, vm.config))
             case .failure(let failure): fail(status(of: failure), detail: id.rawValue)
             }
         case .destroyVM(let id):

@@ -21,6 +21,9 @@ public final class Server {
         /// Lane work items a connection's NO_REPLY requests may have queued that the lanes have not
         /// reached yet; at this many the server stops reading the connection until they have.
         public var noReplyLaneWorkLimit = 4096
+        /// Unix-socket peers (by SO_PEERCRED uid) that may ATTACH_VM any VM with the all-zero token:
+        /// operators' tools. TCP peers never may.
+        public var operatorUIDs: Set<uid_t> = [0, getuid()]
         /// Milliseconds a graceful shutdown (``shutdown()``) waits for replies already owed to be
         /// sent before it closes the connections that still owe some.
         public var shutdownDeadline: UInt64 = 5000
@@ -167,7 +170,8 @@ public final class Server {
             return
         }
         if transport == .tcp { unauthenticated.insert(id) }
-        let session = Session(connection: connection, laneWorkLimit: configuration.noReplyLaneWorkLimit)
+        let session = Session(connection: connection, laneWorkLimit: configuration.noReplyLaneWorkLimit,
+                              isOperator: transport == .unixStream && configuration.operatorUIDs.contains(peer.uid))
         sessions[id] = session
         configuration.logger.debug("connection \(id) from pid \(peer.pid) uid \(peer.uid) gid \(peer.gid)")
         // The closures hold the session weakly: the session owns the connection, which owns them.

@@ -36,9 +36,14 @@ final class Session {
     private var slots: [(id: UInt64, frame: Frame?)] = []
     private var firstSlot: UInt64 = 0
 
-    init(connection: Connection, laneWorkLimit: Int) {
+    /// A Unix-socket peer whose uid is among the configuration's operators: ATTACH_VM with the
+    /// all-zero token attaches it to any VM.
+    let isOperator: Bool
+
+    init(connection: Connection, laneWorkLimit: Int, isOperator: Bool) {
         self.connection = connection
         self.laneWorkLimit = laneWorkLimit
+        self.isOperator = isOperator
     }
 
     var capabilities: Capabilities { hello?.capabilities ?? [] }

@@ -37,6 +37,10 @@ struct Itsd: ParsableCommand {
     @Option(name: .long, help: "The socket file's group (a gid), for --socket-mode 0660; members are admitted.")
     var socketGroup: UInt32?
 
+    @Option(name: .customLong("operator-uid"),
+            help: "A uid whose Unix-socket peers may ATTACH_VM any VM with the all-zero token (repeatable; default: 0 and itsd's own uid).")
+    var operatorUIDs: [UInt32] = []
+
     @Option(name: .long, help: "Seconds SIGTERM or SIGINT waits for replies already owed to be sent before closing connections (default 5).")
     var shutdownTimeout: Double?
 
@@ -133,6 +137,11 @@ struct Itsd: ParsableCommand {
         configuration.inheritedListener = inherited
         configuration.listener.mode = Self.parseMode(socketMode ?? file?.socketMode ?? "0600")!
         if let uids = file?.allowedUIDs { configuration.listener.allowedUIDs.formUnion(uids) }
+        if !operatorUIDs.isEmpty {
+            configuration.operatorUIDs = Set(operatorUIDs)
+        } else if let uids = file?.operatorUIDs {
+            configuration.operatorUIDs = Set(uids)
+        }
         if let gids = file?.allowedGIDs { configuration.listener.allowedGIDs.formUnion(gids) }
         if let group = socketGroup ?? file?.socketGroup {
             configuration.listener.group = group
