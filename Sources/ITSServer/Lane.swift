@@ -190,7 +190,7 @@ final class LaneState {
                 redistributor.unmapLPI(intid)
             case let .unmapReportingPending(intid, target, epoch):
                 let wasPending = redistributor.unmapLPI(intid)
-                outgoing.append(.moved(vm, intid, to: target, epoch: epoch, wasPending: wasPending))
+                outgoing.append(.moved(vm, intid, from: vcpu, to: target, epoch: epoch, wasPending: wasPending))
             case .setPending(let intid):
                 return redistributor.setPending(intid, sink: &edges)
             case let .setPendingIfMapped(intid, epoch):
@@ -207,7 +207,7 @@ final class LaneState {
             case .takeAllPending(let target):
                 let taken = redistributor.pendingLPIs(limit: .max).lpis.map(\.intid)
                 for intid in taken { redistributor.clearPending(intid) }
-                if !taken.isEmpty { outgoing.append(.movedAllPending(vm, taken, to: target)) }
+                outgoing.append(.movedAllPending(vm, taken, to: target))
                 outgoing.append(.backgroundWorkDone(vm, vcpu))
             }
             return nil
