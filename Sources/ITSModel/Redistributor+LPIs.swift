@@ -87,11 +87,11 @@ extension Redistributor {
             counters.intidsOutOfRange &+= 1
             return .outOfRange
         }
-        guard let record = lpis.load(UInt64(intid.rawValue)) else {
+        guard let (record, newlyPending) = lpis.mark(UInt64(intid.rawValue)) else {
             counters.lpisNotMapped &+= 1
             return .notMapped
         }
-        return addPending(intid, config: record.config, sink: &sink)
+        return pendingMarked(intid, newly: newlyPending, config: record.config, sink: &sink)
     }
 
     /// Makes a mapped LPI pending only if the mapping routing it here is still the one tagged
@@ -125,7 +125,9 @@ extension Redistributor {
             return .outOfRange
         }
         let key = UInt64(intid.rawValue)
-        if let record = lpis.load(key) { return addPending(intid, config: record.config, sink: &sink) }
+        if let (record, newlyPending) = lpis.mark(key) {
+            return pendingMarked(intid, newly: newlyPending, config: record.config, sink: &sink)
+        }
         guard lpis.count < configuration.maximumLPIs else {
             counters.lpiLimitReached += 1
             return .limitReached
@@ -136,7 +138,8 @@ extension Redistributor {
         case .failure: counters.configReadFaults += 1
         }
         lpis.store(LPIRecord(config: config, mappings: 0), at: key)
-        return addPending(intid, config: config, sink: &sink)
+        _ = lpis.mark(key)   // a new key is stored unmarked, so this mark is new
+        return pendingMarked(intid, newly: true, config: config, sink: &sink)
     }
 
     /// Clears the pending state of `intid` (GICR_CLRLPIR, the ITS's CLEAR and DISCARD). Returns
@@ -171,7 +174,7 @@ extension Redistributor {
             let old = record.config
             record.config = config
             lpis.store(record, at: key)
-            if pending.contains(key) { reprioritise(intid, from: old, to: config, sink: &sink) }
+            if lpis.isMarked(key) { reprioritise(intid, from: old, to: config, sink: &sink) }
             return nil
         }
     }
@@ -247,7 +250,7 @@ extension Redistributor {
                         let old = record.config
                         record.config = config
                         leaf[slot] = record
-                        if pending.contains(UInt64(intid.rawValue)) { reprioritise(intid, from: old, to: config, sink: &sink) }
+                        if leaf.marked & (1 << UInt64(slot)) != 0 { reprioritise(intid, from: old, to: config, sink: &sink) }
                     }
                 }
                 guard leaf.base <= UInt64.max - 64 else { return nil }
@@ -268,9 +271,12 @@ extension Redistributor {
 
     // MARK: - Pending and deliverable sets
 
-    /// Marks `intid` pending with configuration `config`; it must have a record.
-    mutating func addPending<S: LPIDeliverySink>(_ intid: INTID, config: LPIConfig, sink: inout S) -> LPIPendOutcome {
-        guard pending.insert(UInt64(intid.rawValue)) else {
+    /// The rest of making `intid` pending once its record is marked: `newly` tells whether the mark
+    /// is new (else the signal merges with the pending LPI); an enabled LPI becomes deliverable.
+    mutating func pendingMarked<S: LPIDeliverySink>(_ intid: INTID, newly: Bool, config: LPIConfig,
+                                                    sink: inout S) -> LPIPendOutcome
+    {
+        guard newly else {
             counters.lpisCoalesced &+= 1
             return .alreadyPending
         }
@@ -279,9 +285,10 @@ extension Redistributor {
         return .madePending
     }
 
-    /// Removes `intid` from the pending sets; returns whether it was pending.
+    /// Clears the pending mark of `intid` and takes it out of its deliverable set; returns whether
+    /// it was pending.
     mutating func removePending(_ intid: INTID, config: LPIConfig) -> Bool {
-        guard pending.remove(UInt64(intid.rawValue)) else { return false }
+        guard lpis.unmark(UInt64(intid.rawValue)) else { return false }
         if config.isEnabled { removeDeliverable(intid, level: config.priority.level) }
         return true
     }
