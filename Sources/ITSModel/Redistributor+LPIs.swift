@@ -77,8 +77,27 @@ extension Redistributor {
 
     /// Makes a mapped LPI pending: the end of an ITS translation (INT, an MSI, MOVI carrying pending
     /// state). Reports the edge to `sink` when the vCPU had nothing deliverable before.
+    ///
+    /// Inlinable around the non-generic ``makePending(_:)``, so that the caller's sink is called
+    /// directly and no generic code runs per LPI.
     /// - Context: the owning lane; the hot path of every MSI.
-    public mutating func setPending<S: LPIDeliverySink>(_ intid: INTID, sink: inout S) -> LPIPendOutcome {
+    @inlinable public mutating func setPending<S: LPIDeliverySink>(_ intid: INTID, sink: inout S) -> LPIPendOutcome {
+        let hadDeliverable = deliverableCount != 0
+        let outcome = makePending(intid)
+        if !hadDeliverable, deliverableCount != 0 { sink.lpiBecameDeliverable(on: configuration.vcpu) }
+        return outcome
+    }
+
+    /// ``setPending(_:sink:)`` without a sink: the vCPU went from nothing deliverable to something
+    /// when ``deliverableCount`` was 0 before and is not after (one call adds at most one).
+    /// - Context: the owning lane.
+    @usableFromInline mutating func makePending(_ intid: INTID) -> LPIPendOutcome {
+        makePending(intid, located: lpis.locate(UInt64(intid.rawValue)))
+    }
+
+    /// ``makePending(_:)`` for an LPI whose record ``SparseIndex/locate(_:)`` found already (nil:
+    /// there is none), with nothing but marks changed since.
+    mutating func makePending(_ intid: INTID, located: SparseIndex<LPIRecord>.Located?) -> LPIPendOutcome {
         guard lpisEnabled else {
             counters.lpisDroppedDisabled &+= 1
             return .droppedLPIsDisabled
@@ -87,11 +106,12 @@ extension Redistributor {
             counters.intidsOutOfRange &+= 1
             return .outOfRange
         }
-        guard let (record, newlyPending) = lpis.mark(UInt64(intid.rawValue)) else {
+        guard let (record, newlyPending) = lpis.mark(UInt64(intid.rawValue), located: located) else {
             counters.lpisNotMapped &+= 1
             return .notMapped
         }
-        return pendingMarked(intid, newly: newlyPending, config: record.config, sink: &sink)
+        var edges = NoDeliverySink()
+        return pendingMarked(intid, newly: newlyPending, config: record.config, sink: &edges)
     }
 
     /// Makes a mapped LPI pending only if the mapping routing it here is still the one tagged

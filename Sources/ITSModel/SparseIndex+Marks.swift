@@ -21,17 +21,50 @@ extension SparseIndex {
     /// marked already), or nil, changing nothing, when `key` is not stored. One walk of the tree.
     /// - Context: the owner of this value (a single writer).
     @inlinable public mutating func mark(_ key: UInt64) -> (value: Value, newlyMarked: Bool)? {
+        mark(key, located: locate(key))
+    }
+
+    /// A stored key found ahead of marking it: its leaf and its value. A caller that marks many keys
+    /// locates a run of them first and then marks each with ``mark(_:located:)``, so that the cache
+    /// misses of the walks overlap instead of each waiting behind the work of marking the one before.
+    /// Valid until the index is next changed other than by marking.
+    @usableFromInline struct Located {
+        @usableFromInline let leaf: UnsafeMutableRawPointer
+        @usableFromInline let value: Value
+
+        @inlinable init(leaf: UnsafeMutableRawPointer, value: Value) {
+            self.leaf = leaf
+            self.value = value
+        }
+    }
+
+    /// `key`'s leaf and value, or nil when `key` is not stored. Makes the storage unique first, so
+    /// that marks can be set through the result. One walk of the tree; reads the leaf's bitmap and
+    /// the value, which brings both into the cache.
+    /// - Context: the owner of this value (a single writer).
+    @inlinable mutating func locate(_ key: UInt64) -> Located? {
         makeUnique()
         guard let leaf = leaf(containing: key) else { return nil }
         let slot = Int(truncatingIfNeeded: key) & SparseNode.slotMask
-        let bit: UInt64 = 1 &<< UInt64(slot)
-        guard SparseNode.bitmap(leaf) & bit != 0 else { return nil }
-        let value = Self.value(in: leaf, slot: slot)
-        let marks = SparseNode.marks(leaf)
-        guard marks & bit == 0 else { return (value, false) }
-        SparseNode.setMarks(leaf, marks | bit)
+        guard SparseNode.bitmap(leaf) & (1 &<< UInt64(slot)) != 0 else { return nil }
+        return Located(leaf: leaf, value: Self.value(in: leaf, slot: slot))
+    }
+
+    /// ``mark(_:)`` for `key` as ``locate(_:)`` found it (nil: not stored), with no walk.
+    /// - Context: the owner of this value (a single writer), with nothing but marks changed since
+    ///   `located` was found.
+    @inlinable mutating func mark(_ key: UInt64, located: Located?) -> (value: Value, newlyMarked: Bool)? {
+        guard let located else { return nil }
+        #if DEBUG
+        precondition(leaf(containing: key) == located.leaf && isKnownUniquelyReferenced(&storage),
+                     "key \(key) marked through a stale location")
+        #endif
+        let bit: UInt64 = 1 &<< (key & UInt64(SparseNode.slotMask))
+        let marks = SparseNode.marks(located.leaf)
+        guard marks & bit == 0 else { return (located.value, false) }
+        SparseNode.setMarks(located.leaf, marks | bit)
         storage.markedCount &+= 1
-        return (value, true)
+        return (located.value, true)
     }
 
     /// Clears the mark of `key`; returns whether it was marked. One walk of the tree.
