@@ -17,7 +17,7 @@ extension Redistributor {
         // Levels l with l * 4 < mask, i.e. l < ceil(mask / 4).
         let levels = (Int(priorityMask.rawValue) + 3) >> 2
         let eligible = levels >= 64 ? occupied : occupied & ((1 << UInt64(levels)) - 1)
-        guard eligible != 0, let intid = deliverable[eligible.trailingZeroBitCount].first() else { return nil }
+        guard eligible != 0, let intid = deliverable[eligible.trailingZeroBitCount].first else { return nil }
         return INTID(UInt32(truncatingIfNeeded: intid))
     }
 

@@ -44,6 +44,13 @@ public struct SparseBitSet: Sendable {
         return true
     }
 
+    /// The smallest member, or nil. O(h), without a search (``SparseIndex/first``): the
+    /// highest-priority pending LPI's lookup.
+    public var first: UInt64? {
+        guard let (index, word) = words.first else { return nil }
+        return index << 6 | UInt64(word.trailingZeroBitCount)
+    }
+
     /// The smallest member at or after `key`, or nil. O(h).
     public func first(atOrAfter key: UInt64 = 0) -> UInt64? {
         if let word = words.load(key >> 6) {

@@ -9,6 +9,25 @@ extension SparseIndex {
         return Self.first(atOrAfter: key, in: root, level: height - 1, prefix: 0)
     }
 
+    /// The entry with the smallest key, or nil. O(h) with no search: the lowest bit of each node's
+    /// bitmap names the child to take, since no node is left empty. What ``first(atOrAfter:)``
+    /// finds from key 0, without its recursion.
+    /// - Context: any thread that may read this value.
+    public var first: (key: UInt64, value: Value)? {
+        guard var node = storage.root else { return nil }
+        var key: UInt64 = 0
+        var shift = storage.rootShift
+        while shift > 0 {
+            let slot = SparseNode.bitmap(node).trailingZeroBitCount
+            key |= UInt64(slot) << UInt64(shift)
+            guard let child = SparseNode.child(node, slot) else { preconditionFailure("an empty interior node") }
+            node = child
+            shift -= SparseNode.bitsPerLevel
+        }
+        let slot = SparseNode.bitmap(node).trailingZeroBitCount
+        return (key | UInt64(slot), Self.value(in: node, slot: slot))
+    }
+
     /// The entry with the largest key, or nil. O(h).
     public var last: (key: UInt64, value: Value)? {
         guard var node = storage.root else { return nil }
