@@ -247,7 +247,7 @@ final class LaneState {
         for (key, state) in vms where vm == nil || vm == key {
             for redistributor in state.redistributors.values {
                 result.vcpus.append(VCPUStatistics(vm: key, vcpu: redistributor.vcpu, counters: redistributor.counters,
-                                                   pending: redistributor.pending.count, lpis: redistributor.lpis.count))
+                                                   pending: redistributor.pendingCount, lpis: redistributor.lpis.count))
             }
             if let latency = state.latency { result.latency.add(latency) }
         }
@@ -291,7 +291,7 @@ final class LaneState {
                         next = intid
                         return false
                     }
-                    page.append(LPIListing(intid: intid, config: record.config, pending: redistributor.pending.contains(key)))
+                    page.append(LPIListing(intid: intid, config: record.config, pending: redistributor.isPending(intid)))
                     return true
                 }
                 return .lpis(page, next: next)
