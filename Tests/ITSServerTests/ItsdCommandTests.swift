@@ -126,7 +126,16 @@ final class ItsdRun {
         var pid: pid_t = 0
         let argv = (launcher + [binary] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
-        guard posix_spawn(&pid, launcher.first ?? binary, &actions, nil, argv, environ) == 0 else { return nil }
+        // The test's thread may have signals blocked, and a child inherits the mask: a launcher
+        // that does not unblock SIGTERM itself (systemd-socket-activate) would then never stop.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+        guard posix_spawn(&pid, launcher.first ?? binary, &actions, &attributes, argv, environ) == 0 else { return nil }
         self.pid = pid
     }
 
@@ -216,8 +225,13 @@ extension ItsdCommandTests {
         let path = temporarySocketPath("activated")
         unlink(path)
         let run = try #require(ItsdRun(["--lanes", "1"], launcher: [launcher, "-l", path]))
-        for _ in 0 ..< 250 where access(path, F_OK) != 0 { usleep(20_000) }
-        let client = try #require(TestClient(path: path))
+        // The file appears at bind(), a moment before listen(): retry the connection meanwhile.
+        var connected: TestClient?
+        for _ in 0 ..< 500 where connected == nil {
+            connected = TestClient(path: path)
+            if connected == nil { usleep(20_000) }
+        }
+        let client = try #require(connected)
         let vm = ClientVM(client: client)
         let hello = vm.call(.hello(Hello(capabilities: .defined, limits: .defaults)))
         #expect(hello.map { if case .helloReply = $0.message { true } else { false } } == true)

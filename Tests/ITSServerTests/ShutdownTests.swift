@@ -24,7 +24,17 @@ import Testing
         var generated = 0
         var pending: [UInt8] = []
         var offset = 0
-        while generated < 2_000_000 {
+        // Write until itsd, asked on another connection, has stopped reading this one with more
+        // than its high-water mark of replies in its buffer (a loaded machine may stall the socket
+        // for a while before that).
+        let observer = try #require(ClientVM.hello(path))
+        func serverHoldsReplies() -> Bool {
+            guard let stats = observer.statistics(.all), stats["connections_reading_paused"] == .gauge(1),
+                  case .gauge(let buffered)? = stats["send_buffered_bytes"] else { return false }
+            return buffered > Int64(Connection.outputHighWater)
+        }
+        var holding = false
+        while generated < 4_000_000, !holding {
             if offset == pending.count {
                 pending = (generated ..< generated + perWrite).flatMap { Frame(request($0), id: MessageID(rawValue: UInt32($0))).encoded }
                 generated += perWrite
@@ -32,8 +42,9 @@ import Testing
             }
             let count = sendAvailable(fd, pending[offset...])
             offset += count
-            if count == 0, !waitWritable(fd, milliseconds: 500) { break }
+            if count == 0, !waitWritable(fd, milliseconds: 200) { holding = serverHoldsReplies() }
         }
+        try #require(holding, "itsd never stopped reading the client")
         let sentRequests = generated - (pending.count - offset) / 24
         #expect(kill(itsd.pid, SIGTERM) == 0)
         // Once the signal is handled the socket file is gone and nobody else gets in.
@@ -54,8 +65,8 @@ import Testing
             received += 1
         }
         #expect(wrong.isEmpty, "\(wrong.prefix(3))")
-        // itsd stopped reading with more than outputHighWater bytes of replies in its own buffer;
-        // the kernel's socket buffers hold a fifth of that. All of it must arrive.
+        // itsd stopped reading with more than outputHighWater bytes of replies in its own buffer
+        // (STATS said so); the kernel's socket buffers hold a fifth of that. All of it must arrive.
         #expect(received * 24 > Connection.outputHighWater, "\(received) replies (of \(sentRequests) requests sent) arrived")
         #expect(received <= sentRequests)
         let status = itsd.waitForExit(seconds: 4)
