@@ -1,3 +1,4 @@
+import CITSSupport
 import Glibc
 import ITSWire
 import Testing
@@ -10,12 +11,18 @@ import Testing
     /// reading it with more than a megabyte of replies waiting; then SIGTERM. The client reads
     /// afterwards: every reply arrives, in order and whole, more than the socket buffers alone
     /// hold, and then the connection ends. No new connection is accepted once the signal is
-    /// handled; itsd exits 0 soon after the client has read, and its socket file is gone.
+    /// handled; itsd exits 0 soon after the client has read (its VM, with a bound eventfd, still
+    /// alive), and its socket file is gone.
     @Test func sigtermSendsEveryReplyOwedThenExitsZero() throws {
         let (itsd, path) = try #require(startItsd("shutdown"), "the itsd executable next to the test bundle")
         defer { itsd.stop() }
         let vm = try #require(ClientVM.hello(path))
         #expect(vm.createVM())
+        // A bound eventfd, whose watcher itsd must close before its loop goes.
+        let eventfd = its_eventfd(0, 0)
+        defer { close(eventfd) }
+        let key = IRQFDKey(vm: vm.vm, deviceID: Wire.DeviceID(rawValue: 1), eventID: Wire.EventID(rawValue: 1))
+        #expect(vm.call(.bindIRQFD(key, startMasked: false), fds: [eventfd])?.status == .ok)
         let fd = vm.client.fd
         func request(_ index: Int) -> Message {
             index % 3 == 0 ? .hppi(vm.vm, Wire.VCPU(rawValue: UInt16(index % 2))) : .ping(nonce: UInt64(index))
