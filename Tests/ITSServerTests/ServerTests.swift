@@ -312,9 +312,17 @@ final class ItsdProcess {
         guard posix_spawn(&pid, binary, nil, nil, argv, environ) == 0 else { return nil }
         // (itsd unblocks SIGINT and SIGTERM itself; the test thread may have them blocked.)
         self.pid = pid
-        // Ready when the socket exists.
+        // Ready when the socket exists. A debug itsd on a machine busy with the rest of the tests
+        // may take seconds to get there: wait up to 30 s, unless it has exited.
         let socket = arguments[arguments.firstIndex(of: "--socket")! + 1]
-        for _ in 0 ..< 200 where access(socket, F_OK) != 0 { usleep(20_000) }
+        var status: Int32 = 0
+        for _ in 0 ..< 1500 where access(socket, F_OK) != 0 {
+            if waitpid(pid, &status, WNOHANG) == pid {
+                exitStatus = status
+                return nil
+            }
+            usleep(20_000)
+        }
     }
 
     func openDescriptors() -> Int {
@@ -342,12 +350,17 @@ final class ItsdProcess {
     /// Set once the process has been waited for.
     private(set) var exitStatus: Int32?
 
-    func stop() {
+    /// SIGTERM, then waits; itsd must exit 0 (docs/OPERATIONS.md), which every test that runs one
+    /// checks through this.
+    func stop(sourceLocation: SourceLocation = #_sourceLocation) {
         guard exitStatus == nil else { return }
         kill(pid, SIGTERM)
         var status: Int32 = 0
         waitpid(pid, &status, 0)
         exitStatus = status
+        if status != 0 {
+            Issue.record("itsd did not exit 0 after SIGTERM: wait status \(status)", sourceLocation: sourceLocation)
+        }
     }
 
     /// Waits up to `seconds` for the process to exit; its wait status, or nil if it is still running.
