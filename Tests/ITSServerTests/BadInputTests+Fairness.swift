@@ -9,8 +9,8 @@ import Testing
 extension BadInputTests {
     /// A client writes INJECT frames with NO_REPLY as fast as its socket takes them and reads
     /// nothing (every MSI is valid, so nothing is owed to it and nothing stops the server reading
-    /// it). Meanwhile another client's PINGs are answered within a fraction of a second each, and
-    /// the flood is being served all along (STATS counts its MSIs).
+    /// it). Meanwhile another client's PINGs are all answered, promptly (without the read budget
+    /// not one is while the flood lasts), and the flood is served all along (STATS counts its MSIs).
     @Test func aFloodingClientDoesNotStarveTheOthers() throws {
         let (itsd, path) = try #require(startItsd("flood"), "the itsd executable next to the test bundle")
         defer { itsd.stop() }
@@ -47,7 +47,8 @@ extension BadInputTests {
             let start = monotonicNanoseconds()
             let reply = other.call(.ping(nonce: nonce))
             slowest = max(slowest, monotonicNanoseconds() - start)
-            if reply?.message == .pingReply(nonce: nonce) { answered += 1 }
+            guard reply?.message == .pingReply(nonce: nonce) else { break }
+            answered += 1
             usleep(20_000)
         }
         let (writtenDuring, stallsDuring) = (written.load(ordering: .relaxed) - writtenBefore, stalls.load(ordering: .relaxed) - stallsBefore)
@@ -57,7 +58,8 @@ extension BadInputTests {
         // Throughout the PINGs the flood went on, faster than itsd took it: the socket filled up.
         #expect(writtenDuring > 0 && stallsDuring > 0, "during the PINGs the flooder wrote \(writtenDuring) bytes and found the socket full \(stallsDuring) times")
         #expect(answered == 20, "\(answered) of 20 PINGs answered during the flood")
-        #expect(slowest < 1_000_000_000, "the slowest PING took \(slowest / 1_000_000) ms")
+        // Typically a few milliseconds; the bound leaves room for a machine busy with other tests.
+        #expect(slowest < 3_000_000_000, "the slowest PING took \(slowest / 1_000_000) ms")
         let injected = other.statistics(.all)?["msis_inject_total"]
         #expect(injected.map { if case .counter(let n) = $0 { n > 10000 } else { false } } == true,
                 "the flood was served meanwhile: \(String(describing: injected))")

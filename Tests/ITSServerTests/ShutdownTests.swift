@@ -76,7 +76,7 @@ import Testing
         // (STATS said so); the kernel's socket buffers hold a fifth of that. All of it must arrive.
         #expect(received * 24 > Connection.outputHighWater, "\(received) replies (of \(sentRequests) requests sent) arrived")
         #expect(received <= sentRequests)
-        let status = itsd.waitForExit(seconds: 4)
+        let status = itsd.waitForExit(seconds: 15)
         #expect(status.map { $0 & 0x7F == 0 && ($0 >> 8) & 0xFF == 0 } == true, "itsd exited with wait status \(String(describing: status))")
     }
 
@@ -98,7 +98,7 @@ import Testing
         let status = itsd.waitForExit(seconds: 10)
         let seconds = Double(monotonicNanoseconds() - start) / 1e9
         #expect(status.map { $0 & 0x7F == 0 && ($0 >> 8) & 0xFF == 0 } == true, "itsd exited with wait status \(String(describing: status))")
-        #expect(seconds >= 0.9 && seconds < 5, "itsd exited \(seconds) s after SIGTERM")
+        #expect(seconds >= 0.9 && seconds < 10, "itsd exited \(seconds) s after SIGTERM")
         #expect(access(path, F_OK) != 0)
     }
 }
