@@ -1,3 +1,4 @@
+import CLibUV
 import ITSModel
 import ITSWire
 
@@ -148,6 +149,7 @@ extension Server {
             return .failure(SnapshotDefect(offset: 0, text: "inconsistent state: \(error)"))
         }
         vm.its = its
+        vm.startedAt = uv_hrtime()
         for redistributor in redistributors {
             vm.operations.queue(.attach(vm.key, memory: vm.memory, redistributors: [redistributor]), for: redistributor.vcpu)
         }

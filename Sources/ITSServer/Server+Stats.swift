@@ -50,6 +50,8 @@ extension Server {
         for lane in laneStatistics.values { latency.add(lane.latency) }
         Self.addVMStats(&builder, vms, vcpus, latency)
         if let vm = vms.first, key != nil {
+            builder.gauge("vm_uptime_seconds", Int64(clamping: (uv_hrtime() &- vm.startedAt) / 1_000_000_000),
+                          "Seconds since the VM was created (CREATE_VM) or last restored (RESTORE_VM)")
             Self.addVCPUStats(&builder, vcpus)
             let devices = vm.msis.devices { vm.its.devices.load(UInt64($0)) != nil }
             for (device, counters) in devices {
@@ -78,7 +80,8 @@ extension Server {
                         "Times a connection was not read until the lanes caught up with its NO_REPLY requests")
         builder.gauge("vms", Int64(registry.vms.count), "VMs, attached or in their grace period")
         builder.counter("loop_idle_ns_total", loop.idleTimeNanoseconds, unit: .nanoseconds,
-                        "Time the main loop waited for events (utilisation: 1 - rate / 1e9)")
+                        "Nanoseconds the main loop thread (connections, ITS commands) spent blocked waiting for events since itsd started; "
+                            + "its busy fraction over an interval is 1 - (increase of this counter) / (interval in ns)")
         for index in lanes.lanes.indices {
             builder.gauge("lane_\(index)_queue_depth", Int64(lanes.lanes[index].queue.depth), "Work items queued to vCPU lane \(index)")
             builder.counter("lane_\(index)_idle_ns_total", laneStatistics[index]?.idleNanoseconds ?? 0, unit: .nanoseconds,

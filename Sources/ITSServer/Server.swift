@@ -152,6 +152,9 @@ public final class Server {
         tcpListener = nil
         for session in sessions.values { session.connection.close() }
         sessions.removeAll()
+        // The VMs' eventfd watchers belong to this loop: close them while it lives, not when the
+        // registry is freed after the loop (whose teardown closes every handle left).
+        for vm in registry.vms.values { vm.close() }
         graceTimer?.close()
         workTimer?.close()
         lanes.stop()

@@ -1,4 +1,5 @@
 import CITSSupport
+import CLibUV
 import Glibc
 import ITSModel
 import ITSWire
@@ -30,6 +31,8 @@ public final class ServerVM {
     /// While a capture is waiting or under way the ITS takes no commands: they are the only source
     /// of work that crosses back from the lanes (see Server+Snapshot.swift).
     var commandsHeld: Bool { captureWaiting != nil || capturing }
+    /// When the VM was created or last restored (uv_hrtime): STATS `vm_uptime_seconds`.
+    var startedAt = uv_hrtime()
     /// An MMIO write or an MSI reached the VM: RESTORE_VM is no longer allowed.
     var guestHasRun = false
     var hasNotRun: Bool { !guestHasRun && !msis.any && !its.enabled && its.devices.isEmpty && its.collections.isEmpty }

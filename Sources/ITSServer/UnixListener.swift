@@ -56,31 +56,51 @@ public final class UnixListener {
             buffer.copyBytes(from: path.utf8)
         }
         try Self.removeStaleSocket(path, address: address)
+        // The socket is bound and listening under a temporary name, then renamed into place, so
+        // that a client never finds a socket file that refuses connections (bound, not yet
+        // listening). A path too long for the suffix is bound directly.
+        let temporary = path + ".new"
+        let staged = temporary.utf8.count < capacity
+        var stagedAddress = address
+        if staged {
+            unlink(temporary)
+            withUnsafeMutableBytes(of: &stagedAddress.sun_path) { buffer in
+                buffer.copyBytes(from: temporary.utf8)
+                buffer[temporary.utf8.count] = 0
+            }
+        }
+        let bindPath = staged ? temporary : path
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SystemError.last("socket") }
         self.fd = fd
         // Create the socket file with no access for anyone, then open it to exactly `mode`.
         let previousMask = umask(0o777)
-        let bound = withUnsafePointer(to: &address) {
+        let bound = withUnsafePointer(to: &stagedAddress) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         umask(previousMask)
         guard bound == 0 else {
-            let error = SystemError.last("bind \(path)")
+            let error = SystemError.last("bind \(bindPath)")
             Glibc.close(fd)
             throw error
         }
         ownsPath = true
-        if let group = options.group, chown(path, uid_t.max, group) != 0 {
-            let error = SystemError.last("chown \(path)")
+        if let group = options.group, chown(bindPath, uid_t.max, group) != 0 {
+            let error = SystemError.last("chown \(bindPath)")
             Glibc.close(fd)
-            unlink(path)
+            unlink(bindPath)
             throw error
         }
-        guard chmod(path, options.mode) == 0, listen(fd, options.backlog) == 0 else {
-            let error = SystemError.last("listen \(path)")
+        guard chmod(bindPath, options.mode) == 0, listen(fd, options.backlog) == 0 else {
+            let error = SystemError.last("listen \(bindPath)")
             Glibc.close(fd)
-            unlink(path)
+            unlink(bindPath)
+            throw error
+        }
+        if staged, rename(temporary, path) != 0 {
+            let error = SystemError.last("rename \(temporary) to \(path)")
+            Glibc.close(fd)
+            unlink(temporary)
             throw error
         }
         do {

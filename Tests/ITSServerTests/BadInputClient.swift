@@ -75,7 +75,7 @@ extension ClientVM {
 
 extension TestClient {
     /// Whether the server closes the connection with nothing more to read: end of file, or a reset
-    /// when it closed with bytes of ours unread (false on a 5 s timeout or when a byte arrives).
+    /// when it closed with bytes of ours unread (false on a receive timeout or when a byte arrives).
     func closesWithoutMore() -> Bool {
         var byte: UInt8 = 0
         let count = recv(fd, &byte, 1, 0)

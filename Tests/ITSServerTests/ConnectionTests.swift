@@ -51,6 +51,8 @@ final class ServerLog: @unchecked Sendable {
         }
         var mode = stat()
         #expect(stat(path, &mode) == 0 && mode.st_mode & 0o777 == 0o600, "socket file mode 0600")
+        // Bound and listening under a temporary name, then renamed: that name is gone.
+        #expect(access(path + ".new", F_OK) != 0)
 
         let results = ClientResults()
         runLoop(loop) {

@@ -126,7 +126,16 @@ final class ItsdRun {
         var pid: pid_t = 0
         let argv = (launcher + [binary] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
-        guard posix_spawn(&pid, launcher.first ?? binary, &actions, nil, argv, environ) == 0 else { return nil }
+        // The test's thread may have signals blocked, and a child inherits the mask: a launcher
+        // that does not unblock SIGTERM itself (systemd-socket-activate) would then never stop.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+        guard posix_spawn(&pid, launcher.first ?? binary, &actions, &attributes, argv, environ) == 0 else { return nil }
         self.pid = pid
     }
 
@@ -148,9 +157,9 @@ final class ItsdRun {
     var output: String { Self.read(outputPath) }
     var errors: String { Self.read(errorPath) }
 
-    /// Waits up to 5 s for `text` on standard output.
+    /// Waits up to 30 s (a busy machine starts a debug itsd slowly) for `text` on standard output.
     func waitForOutput(_ text: String) -> Bool {
-        for _ in 0 ..< 250 {
+        for _ in 0 ..< 1500 {
             if output.contains(text) { return true }
             usleep(20_000)
         }
@@ -216,8 +225,13 @@ extension ItsdCommandTests {
         let path = temporarySocketPath("activated")
         unlink(path)
         let run = try #require(ItsdRun(["--lanes", "1"], launcher: [launcher, "-l", path]))
-        for _ in 0 ..< 250 where access(path, F_OK) != 0 { usleep(20_000) }
-        let client = try #require(TestClient(path: path))
+        // The file appears at bind(), a moment before listen(): retry the connection meanwhile.
+        var connected: TestClient?
+        for _ in 0 ..< 500 where connected == nil {
+            connected = TestClient(path: path)
+            if connected == nil { usleep(20_000) }
+        }
+        let client = try #require(connected)
         let vm = ClientVM(client: client)
         let hello = vm.call(.hello(Hello(capabilities: .defined, limits: .defaults)))
         #expect(hello.map { if case .helloReply = $0.message { true } else { false } } == true)
@@ -226,5 +240,21 @@ extension ItsdCommandTests {
         #expect(run.stop() == 0)
         #expect(access(path, F_OK) == 0, "the socket file belongs to the service manager")
         unlink(path)
+    }
+}
+
+extension ItsdCommandTests {
+    /// `--socket-mode 0660 --socket-group GID` makes the socket file group-accessible to that
+    /// group (the default, 0600 with the server's group, is checked in ConnectionTests).
+    @Test func socketModeAndGroup() throws {
+        let path = temporarySocketPath("group")
+        let group: gid_t = 4242
+        let run = try #require(ItsdRun(["--socket", path, "--socket-mode", "0660", "--socket-group", "\(group)", "--lanes", "1"]))
+        #expect(run.waitForOutput("itsd listening on \(path)"))
+        var status = stat()
+        #expect(stat(path, &status) == 0)
+        #expect(status.st_mode & 0o777 == 0o660, "mode \(String(status.st_mode & 0o777, radix: 8))")
+        #expect(status.st_gid == group)
+        #expect(run.stop() == 0)
     }
 }

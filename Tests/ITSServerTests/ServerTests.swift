@@ -297,8 +297,15 @@ extension ServerTests {
 /// The itsd executable built beside the test bundle, run as a child process.
 final class ItsdProcess {
     let pid: pid_t
+    /// The Unix socket it was told to listen on.
+    let socketPath: String
+    /// Whether ``stop()`` records an issue when itsd does not exit 0 (false off the test's task).
+    let checksExit: Bool
 
-    init?(arguments: [String]) {
+    /// Starts itsd with `arguments` (which name its `--socket`); unless `waitForSocket` is false,
+    /// returns once the socket exists (nil if itsd exits first).
+    init?(arguments: [String], waitForSocket: Bool = true, checksExit: Bool = true) {
+        self.checksExit = checksExit
         var executable = [CChar](repeating: 0, count: 4096)
         let length = readlink("/proc/self/exe", &executable, executable.count - 1)
         guard length > 0 else { return nil }
@@ -312,9 +319,19 @@ final class ItsdProcess {
         guard posix_spawn(&pid, binary, nil, nil, argv, environ) == 0 else { return nil }
         // (itsd unblocks SIGINT and SIGTERM itself; the test thread may have them blocked.)
         self.pid = pid
-        // Ready when the socket exists.
+        // Ready when the socket exists. A debug itsd on a machine busy with the rest of the tests
+        // may take seconds to get there: wait up to 30 s, unless it has exited.
         let socket = arguments[arguments.firstIndex(of: "--socket")! + 1]
-        for _ in 0 ..< 200 where access(socket, F_OK) != 0 { usleep(20_000) }
+        socketPath = socket
+        guard waitForSocket else { return }
+        var status: Int32 = 0
+        for _ in 0 ..< 1500 where access(socket, F_OK) != 0 {
+            if waitpid(pid, &status, WNOHANG) == pid {
+                exitStatus = status
+                return nil
+            }
+            usleep(20_000)
+        }
     }
 
     func openDescriptors() -> Int {
@@ -339,15 +356,34 @@ final class ItsdProcess {
         return -1
     }
 
+    /// Waits, without holding a thread, up to 30 s for the socket; false if itsd exits first.
+    func waitUntilListening() async -> Bool {
+        for _ in 0 ..< 1500 {
+            if access(socketPath, F_OK) == 0 { return true }
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                exitStatus = status
+                return false
+            }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return false
+    }
+
     /// Set once the process has been waited for.
     private(set) var exitStatus: Int32?
 
-    func stop() {
+    /// SIGTERM, then waits; itsd must exit 0 (docs/OPERATIONS.md), which every test that runs one
+    /// checks through this.
+    func stop(sourceLocation: SourceLocation = #_sourceLocation) {
         guard exitStatus == nil else { return }
         kill(pid, SIGTERM)
         var status: Int32 = 0
         waitpid(pid, &status, 0)
         exitStatus = status
+        if status != 0, checksExit {
+            Issue.record("itsd did not exit 0 after SIGTERM: wait status \(status)", sourceLocation: sourceLocation)
+        }
     }
 
     /// Waits up to `seconds` for the process to exit; its wait status, or nil if it is still running.

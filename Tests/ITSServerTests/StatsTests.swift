@@ -77,12 +77,15 @@ import Testing
         #expect(againReport.schemaID == afterReport.schemaID && againReport.schema == nil)
         #expect(againReport.values.count == afterReport.values.count)
         // The whole server: its own statistics, and the VM statistics summed.
+        #expect(after["vm_uptime_seconds"].map { if case .gauge(let seconds) = $0 { (0 ... 60).contains(seconds) } else { false } } == true,
+                "\(String(describing: after["vm_uptime_seconds"]))")
         let whole = try #require(log.server.flatMap(StatsLog.values))
         #expect(whole["connections"] == .gauge(1))
         #expect(whole["vms"] == .gauge(1))
         #expect(whole["lane_1_queue_depth"] != nil && whole["lane_1_idle_ns_total"] != nil)
         #expect(whole["msis_injected_total"] == .counter(6))
         #expect(whole["vcpu_1_lpis_delivered_total"] == nil, "per-vCPU statistics only for one VM")
+        #expect(whole["vm_uptime_seconds"] == nil, "an uptime is not summed over VMs")
         #expect(whole["requests_total"].map { if case .counter(let n) = $0 { n >= 15 } else { false } } == true)
         #expect(log.unknown?.status == .noSuchVM)
         // Every statistic is documented in docs/OPERATIONS.md, numbers written as N or D.
@@ -126,5 +129,22 @@ final class StatsLog: @unchecked Sendable {
     static func values(_ frame: Frame) -> [String: StatValue]? {
         guard let report = report(frame), let schema = report.schema else { return nil }
         return Dictionary(uniqueKeysWithValues: zip(schema.map(\.name), report.values))
+    }
+}
+
+extension StatsTests {
+    /// `vm_uptime_seconds` counts from CREATE_VM: of two VMs created 1.2 s apart, the older
+    /// reports at least 1 and more than the newer, each in its own report.
+    @Test func vmUptimeCountsFromCreation() throws {
+        let (itsd, path) = try #require(startItsd("vm-uptime"), "the itsd executable next to the test bundle")
+        defer { itsd.stop() }
+        let old = try #require(ClientVM.hello(path))
+        #expect(old.createVM())
+        usleep(1_200_000)
+        let new = try #require(ClientVM.hello(path))
+        #expect(new.createVM())
+        let newer: Int64 = if case .gauge(let seconds)? = new.statistics(new.vm)?["vm_uptime_seconds"] { seconds } else { -1 }
+        let older: Int64 = if case .gauge(let seconds)? = old.statistics(old.vm)?["vm_uptime_seconds"] { seconds } else { -1 }
+        #expect(older >= 1 && newer >= 0 && newer < older, "created 1.2 s apart: \(older) s and \(newer) s")
     }
 }

@@ -9,12 +9,16 @@ final class TestClient {
     var decoder = FrameDecoder(role: .client, limits: .serverMaximum)
     private var buffer: [UInt8] = []
 
+    /// Seconds a receive waits: long, because a debug itsd on a machine busy with every other test
+    /// can take seconds to answer; no test waits for it to run out unless something is wrong.
+    static let receiveTimeout = 30
+
     init?(path: String) {
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: path.utf8) }
-        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        var timeout = timeval(tv_sec: Self.receiveTimeout, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
@@ -28,7 +32,7 @@ final class TestClient {
     /// A client on a connected socket of any kind (TCP tests).
     init(connected fd: Int32) {
         self.fd = fd
-        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        var timeout = timeval(tv_sec: Self.receiveTimeout, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 

@@ -1,4 +1,5 @@
 import Glibc
+@testable import ITSServer
 
 /// Runs `body(index)` on `count` new POSIX threads at once and waits for all of them. Stress tests
 /// use real threads rather than Swift's cooperative pool, which may run tasks one after another on
@@ -26,4 +27,13 @@ func runOnThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
         threads.append(thread)
     }
     for thread in threads { pthread_join(thread, nil) }
+}
+
+/// Runs `body` on a POSIX thread of its own and suspends until it returns: a test that blocks for
+/// seconds holds no thread of the cooperative pool meanwhile. `body` must not record issues
+/// (they belong to the test's task); it returns what the test then checks.
+func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        pthread_detach(startThread { continuation.resume(returning: body()) })
+    }
 }
