@@ -103,7 +103,7 @@ func unixSocketPair() throws -> (Int32, Int32) {
 /// User plus system CPU time of this process so far, in nanoseconds.
 func ownCPUNanoseconds() -> UInt64 {
     var usage = rusage()
-    getrusage(RUSAGE_SELF, &usage)
+    getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
     func nanoseconds(_ time: timeval) -> UInt64 { UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_usec) * 1000 }
     return nanoseconds(usage.ru_utime) + nanoseconds(usage.ru_stime)
 }
