@@ -21,11 +21,22 @@ deps:
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $(APT_PACKAGES); \
 	fi
 
-# What the tests use beyond the build: systemd-socket-activate and systemd-analyze.
+# What the tests use beyond the build: systemd-socket-activate and systemd-analyze; tmux, which
+# runs `itsctl top` in a terminal; Debian's python3 with prometheus_client, the parser that checks
+# `itsctl stats --prometheus`; qemu-storage-daemon (the vhost-user-blk back-end VhostDemoTests
+# drive its-vhost-demo against).
 test-deps: deps
 	@if ! command -v systemd-socket-activate >/dev/null 2>&1 || ! command -v systemd-analyze >/dev/null 2>&1; then \
 		echo "installing systemd (systemd-socket-activate, systemd-analyze)"; \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends systemd; \
+	fi
+	@if ! command -v tmux >/dev/null 2>&1 || ! /usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1; then \
+		echo "installing tmux and python3-prometheus-client"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends tmux python3-prometheus-client; \
+	fi
+	@if ! command -v qemu-storage-daemon >/dev/null 2>&1; then \
+		echo "installing qemu-system-common (qemu-storage-daemon)"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends qemu-system-common; \
 	fi
 
 build: deps
@@ -104,17 +115,19 @@ bench-deps:
 # configuration (kept if one is there) and the documents. DESTDIR stages the tree for packaging.
 install: deps
 	$(SWIFT) build -c release --product itsd
+	$(SWIFT) build -c release --product itsctl
 	$(MAKE) install-files BIN_PATH="$$($(SWIFT) build -c release --show-bin-path)"
 
 install-files:
 	install -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(UNITDIR)" "$(DESTDIR)$(SYSCONFDIR)/itsd" "$(DESTDIR)$(DOCDIR)"
 	install -m 0755 "$(BIN_PATH)/itsd" "$(DESTDIR)$(BINDIR)/itsd"
+	install -m 0755 "$(BIN_PATH)/itsctl" "$(DESTDIR)$(BINDIR)/itsctl"
 	sed -e 's|/usr/local/bin|$(BINDIR)|g' -e 's|/usr/local/etc|$(SYSCONFDIR)|g' -e 's|/usr/local/share/doc/itsd|$(DOCDIR)|g' \
 		deploy/itsd.service > "$(DESTDIR)$(UNITDIR)/itsd.service"
 	chmod 0644 "$(DESTDIR)$(UNITDIR)/itsd.service"
 	install -m 0644 deploy/itsd.socket "$(DESTDIR)$(UNITDIR)/itsd.socket"
 	if [ ! -e "$(DESTDIR)$(SYSCONFDIR)/itsd/itsd.toml" ]; then install -m 0644 deploy/itsd.toml "$(DESTDIR)$(SYSCONFDIR)/itsd/itsd.toml"; fi
-	install -m 0644 README.md docs/OPERATIONS.md docs/SEMANTICS.md docs/ARCHITECTURE.md Protocol/PROTOCOL.md "$(DESTDIR)$(DOCDIR)/"
+	install -m 0644 README.md docs/OPERATIONS.md docs/SEMANTICS.md docs/ARCHITECTURE.md docs/CLIENT.md docs/ITSCTL.md docs/INTEGRATION.md Protocol/PROTOCOL.md "$(DESTDIR)$(DOCDIR)/"
 
 # The install tree with the debug build under a temporary PREFIX: systemd-analyze accepts the
 # units as installed, and the installed itsd starts with the installed configuration through
@@ -129,10 +142,12 @@ test-deploy: test-deps
 	tries=0; until [ -S "$$dir/itsd.sock" ] || [ $$tries -ge 100 ]; do tries=$$((tries + 1)); sleep 0.1; done; \
 	python3 -c 'import socket,struct,sys; s=socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1]); s.sendall(struct.pack("<IHHII",48,1,0,1,0)+struct.pack("<HHIQIIIHH",1,0,0,0,0,0,0,0,0)); r=s.recv(64); sys.exit(0 if len(r)==48 and r[6]&1 else 1)' "$$dir/itsd.sock" \
 		|| { echo "no HELLO reply from the installed itsd:"; cat "$$dir/itsd.log"; exit 1; }; \
+	"$$dir/bin/itsctl" ping --socket "$$dir/itsd.sock" >/dev/null \
+		|| { echo "the installed itsctl got no answer:"; cat "$$dir/itsd.log"; exit 1; }; \
 	kill -TERM "$$pid"; status=0; wait "$$pid" || status=$$?; pid=""; \
 	if [ $$status -ne 0 ]; then echo "installed itsd exited with $$status:"; cat "$$dir/itsd.log"; exit 1; fi; \
 	grep -q "socket activation" "$$dir/itsd.log" || { cat "$$dir/itsd.log"; exit 1; }; \
-	echo "deploy: units verified; installed itsd served a socket-activated HELLO"
+	echo "deploy: units verified; installed itsd served a socket-activated HELLO and the installed itsctl"
 
 clean:
 	rm -rf .build .build-tsan

@@ -7,8 +7,11 @@ let package = Package(
         .executable(name: "itsd", targets: ["itsd"]),
         .library(name: "ITSModel", targets: ["ITSModel"]),
         .library(name: "ITSWire", targets: ["ITSWire"]),
+        .library(name: "ITSClient", targets: ["ITSClient"]),
+        .executable(name: "itsctl", targets: ["itsctl"]),
         .executable(name: "its-bench", targets: ["its-bench"]),
         .executable(name: "its-load", targets: ["its-load"]),
+        .executable(name: "its-vhost-demo", targets: ["its-vhost-demo"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -39,6 +42,11 @@ let package = Package(
             "ITSServer", "CLibUV", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"), .product(name: "TOMLKit", package: "TOMLKit"),
         ]),
+        // The client library over ITSWire: blocking Unix-socket I/O with descriptor passing.
+        .target(name: "ITSClient", dependencies: ["ITSWire", "CITSSupport"]),
+        .executableTarget(name: "itsctl", dependencies: [
+            "ITSClient", "ITSWire", "ITSModel", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .executableTarget(name: "its-bench", dependencies: ["ITSModel", "ITSWire"]),
         // epoll and posix_spawn for its-load (Swift's Glibc module has no sys/epoll.h).
         .target(name: "CITSLoad"),
@@ -47,10 +55,20 @@ let package = Package(
             .product(name: "Histogram", package: "hdrhistogram-swift"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // Memory fences for the virtqueue the demo shares with a vhost-user back-end.
+        .target(name: "CVhostDemo"),
+        // A vhost-user front-end whose virtio-blk completions reach the guest as LPIs through itsd.
+        .executableTarget(name: "its-vhost-demo", dependencies: [
+            "ITSClient", "ITSWire", "CITSSupport", "CVhostDemo",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .testTarget(name: "ITSModelTests", dependencies: ["ITSModel"]),
         .testTarget(name: "CLibUVTests", dependencies: ["CLibUV"]),
         .testTarget(name: "ITSWireTests", dependencies: ["ITSWire"]),
+        .testTarget(name: "ITSClientTests", dependencies: ["ITSClient", "ITSWire", "ITSModel", "CITSSupport"]),
         .testTarget(name: "ITSServerTests", dependencies: ["ITSServer", "ITSModel", "ITSWire", "CITSSupport"]),
+        // Runs its-vhost-demo (and itsd) from the build directory against qemu-storage-daemon.
+        .testTarget(name: "VhostDemoTests"),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -62,21 +62,28 @@ public struct VirtualGIC<Memory: GuestMemory & AnyObject, Sink: LPIDeliverySink>
         its.signal(device, event, redistributors: &redistributors)
     }
 
-    /// A batch of MSIs (INJECT_BATCH): every pair translated first, then every LPI made pending, so
-    /// that the translation lookups of the batch overlap instead of waiting on each set-pending.
-    /// `translations` is scratch space the caller keeps between batches (no allocation once it has
-    /// grown). Returns how many translated; the others were blocked.
+    /// A batch of MSIs (INJECT_BATCH): every pair translated first (``ITS/translate(_:_:into:)``),
+    /// then every LPI made pending (``LocalRedistributors/setPending(_:)``), so that the translation
+    /// lookups of the batch overlap instead of waiting on each set-pending. `translations` is scratch
+    /// space the caller keeps between batches (no allocation once it has grown); it ends holding the
+    /// batch's translations in order.
+    /// Returns how many translated; the others were blocked.
     @discardableResult
     @inlinable public mutating func injectBatch(devices: UnsafeBufferPointer<DeviceID>, events: UnsafeBufferPointer<EventID>,
                                      translations: inout [ITS.Translation]) -> Int
     {
         precondition(devices.count == events.count, "one EventID per DeviceID")
-        translations.removeAll(keepingCapacity: true)
-        for index in devices.indices {
-            if case .success(let translation) = its.translate(devices[index], events[index]) { translations.append(translation) }
+        if translations.count < devices.count {
+            translations.append(contentsOf: repeatElement(ITS.Translation(intid: .spurious, vcpu: VCPUIndex(0)),
+                                                          count: devices.count - translations.count))
         }
-        for translation in translations { redistributors.setPending(translation.intid, on: translation.vcpu) }
-        return translations.count
+        let translated = translations.withUnsafeMutableBufferPointer { buffer in
+            let count = its.translate(devices, events, into: buffer)
+            redistributors.setPending(UnsafeBufferPointer(rebasing: buffer[..<count]))
+            return count
+        }
+        translations.removeLast(translations.count - translated)
+        return translated
     }
 
     /// The vCPU's CPU interface acknowledging its highest-priority LPI (1023 when none).

@@ -25,6 +25,11 @@ public struct PeerCredentials: Hashable, Sendable {
 /// - output: when more than ``outputHighWater`` bytes wait to be sent, the connection stops
 ///   reading until they drain, and bytes already sent are dropped from the buffer as it goes, so a
 ///   client that reads slowly or not at all cannot make the server's memory grow.
+///
+/// One readiness callback reads at most ``readBudget`` bytes: the socket stays readable (libuv's
+/// polling is level-triggered), so the rest is read on the next loop turn, after every other ready
+/// connection has had its turn. A client that writes faster than the server decodes cannot keep
+/// the loop to itself.
 /// - Context: the loop thread.
 public final class Connection {
     public let id: UInt64
@@ -39,6 +44,8 @@ public final class Connection {
     public var onFramesHandled: (Connection) -> Void = { _ in }
 
     public static let outputHighWater = 1 << 20
+    /// Bytes one readiness callback reads at most before the loop serves other connections.
+    public static let readBudget = 65536
     /// The receive buffer starts at this size and grows, up to the agreed frame length plus this
     /// much, only for a frame that needs it.
     public static let initialInputCapacity = 65536
@@ -81,6 +88,9 @@ public final class Connection {
 
     /// Bytes waiting to be sent.
     public var pendingOutput: Int { output.count - outputStart }
+    /// Whether the connection is not reading: its replies wait to be read, its owner holds it, or
+    /// it closes once what it owes is sent.
+    public var isReadingPaused: Bool { readingPaused }
     /// Bytes the send buffer holds: those waiting and those sent but not yet dropped.
     var bufferedOutput: Int { output.count }
     /// Descriptors the agreed limits let one message carry.
@@ -157,17 +167,20 @@ public final class Connection {
     }
 
     private func receive() {
-        while !isClosed, !readingPaused {
+        var budget = Self.readBudget
+        while !isClosed, !readingPaused, budget > 0 {
             if inputEnd == input.count { compact() }
             if inputEnd == input.count { growInput() }
             guard inputEnd < input.count else { return }
+            let room = min(input.count - inputEnd, budget)
             // Room for one descriptor beyond the limit, so that going over it shows even when the
             // control buffer's alignment would round it up to hold the excess.
             var fds = [Int32](repeating: -1, count: maxFDsPerMessage + 1)
             var dropped = 0
             var truncated = false
             let received: Int = input.withUnsafeMutableBytes { buffer in
-                var iov = iovec(iov_base: buffer.baseAddress! + inputEnd, iov_len: buffer.count - inputEnd)
+                // SAFETY: inputEnd + room <= buffer.count, so recvmsg writes inside the buffer.
+                var iov = iovec(iov_base: buffer.baseAddress! + inputEnd, iov_len: room)
                 let controlSize = its_cmsg_space_fds(maxFDsPerMessage)
                 return withUnsafeTemporaryAllocation(byteCount: controlSize, alignment: 8) { control in
                     var message = msghdr()
@@ -199,6 +212,7 @@ public final class Connection {
                 return
             }
             inputEnd += received
+            budget -= received
             if !fds.isEmpty { arrivedFDs.append((streamOffset + (inputEnd - inputStart), fds)) }
             if truncated || dropped > 0 || fds.count > maxFDsPerMessage {
                 return refuseDescriptors("more descriptors on one message than the \(maxFDsPerMessage) agreed")

@@ -10,6 +10,7 @@ enum ITSBench {
           lpi-map   the sparse LPI index against Dictionary, a linked list and a memory-access floor
           wire      INJECT_BATCH and INJECT frames decoded per second by ITSWire
           translate MSIs translated and made pending per second, with and without the translation cache
+                    (--profile: only the cached batched run, warm, for callgrind; see TranslateBench.swift)
           cmdq      MAPTI commands processed per second, and INVALL over 65536 LPIs in milliseconds
         """
 
@@ -21,7 +22,8 @@ enum ITSBench {
     static func main() {
         let arguments = Array(CommandLine.arguments.dropFirst())
         let asJSON = arguments.contains("--json")
-        let unknown = arguments.dropFirst().filter { $0 != "--json" }
+        let asProfile = arguments.first == "translate" && arguments.contains("--profile")
+        let unknown = arguments.dropFirst().filter { $0 != "--json" && !(asProfile && $0 == "--profile") }
         guard unknown.isEmpty else {
             print("its-bench: unknown option \(unknown[0])\n\(usage)")
             exit(2)
@@ -32,7 +34,7 @@ enum ITSBench {
         case "wire":
             runWireBench(json: asJSON)
         case "translate":
-            TranslateBench.run(json: asJSON)
+            TranslateBench.run(json: asJSON, profile: asProfile)
         case "cmdq":
             CommandQueueBench.run(json: asJSON)
         default:

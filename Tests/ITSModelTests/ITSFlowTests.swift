@@ -65,3 +65,41 @@ import Testing
     #expect(driver.gic.redistributor(VCPUIndex(2)).counters.lpisCoalesced == 1)
     #expect(driver.drain(2) == [8192, 8194])
 }
+
+/// The batch translation gives, pair for pair, what translating one pair at a time gives: the same
+/// translations in order, the same counters and the same cache, over random pairs that hit, miss,
+/// fill a small cache, name unmapped or out-of-range devices and events, and with the ITS disabled.
+@Test(arguments: [UInt64(1), 2, 3, 0xBA7C4])
+func batchTranslationMatchesPairByPair(seed: UInt64) {
+    var rng = SplitMix64(seed: seed)
+    var driver = GuestDriver(deviceIDBits: 8, eventIDBits: 8, cacheLimit: 24)
+    driver.run(GuestDriver.mapc(0, vcpu: 1))
+    driver.run(GuestDriver.mapc(1, vcpu: 3))
+    for device: UInt32 in 0 ..< 6 { driver.run(GuestDriver.mapd(device, eventBits: 5)) }
+    for n: UInt32 in 0 ..< 120 where n % 7 != 3 {
+        driver.run(GuestDriver.mapti(n / 20, n % 20, intid: 8192 + n, collection: UInt16(n % 2)))
+    }
+    #expect(driver.gic.its.counters.totalCommandErrors == 0)
+    for round in 0 ..< 40 {
+        if round == 30 { driver.gic.writeITS(ITS.Offset.ctlr, 0, width: .word) }
+        let count = Int.random(in: 0 ... 64, using: &rng)
+        let devices = (0 ..< count).map { _ in DeviceID(UInt32.random(in: 0 ..< 8, using: &rng) == 0 ? 300 : UInt32.random(in: 0 ..< 8, using: &rng)) }
+        let events = (0 ..< count).map { _ in EventID(UInt32.random(in: 0 ..< 10, using: &rng) == 0 ? 260 : UInt32.random(in: 0 ..< 34, using: &rng)) }
+        var single = driver.gic.its
+        var expected: [ITS.Translation] = []
+        for index in 0 ..< count {
+            if case .success(let translation) = single.translate(devices[index], events[index]) { expected.append(translation) }
+        }
+        var batch = [ITS.Translation](repeating: ITS.Translation(intid: .spurious, vcpu: VCPUIndex(0)), count: count + 2)
+        let written = devices.withUnsafeBufferPointer { d in
+            events.withUnsafeBufferPointer { e in batch.withUnsafeMutableBufferPointer { driver.gic.its.translate(d, e, into: $0) } }
+        }
+        #expect(Array(batch.prefix(written)) == expected, "seed \(seed) round \(round)")
+        #expect(batch.dropFirst(written).allSatisfy { $0.intid == .spurious }, "seed \(seed) round \(round): wrote past the count")
+        #expect(driver.gic.its.counters == single.counters, "seed \(seed) round \(round)")
+        #expect(driver.gic.its.translationCache.entries.map(\.key) == single.translationCache.entries.map(\.key),
+                "seed \(seed) round \(round)")
+    }
+    #expect(driver.gic.its.counters.translationHits > 0 && driver.gic.its.counters.translationMisses > 0)
+    #expect(driver.gic.its.counters.translationsBlocked > 0 && driver.gic.its.counters.translaterWritesIgnored > 0)
+}

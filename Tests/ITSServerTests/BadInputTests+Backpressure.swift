@@ -8,7 +8,8 @@ import Testing
 /// reply still arrives, in order, once they read.
 extension BadInputTests {
     /// PINGs, 64 KiB at a time, with no reply read: the socket soon takes no more, itsd's resident
-    /// memory stays bounded, and after the client drains every reply arrives in request order.
+    /// memory stays bounded, STATS shows the connection paused with a bounded send buffer, and
+    /// after the client drains every reply arrives in request order.
     @Test func aClientThatDoesNotReadStopsTheServerReading() throws {
         let (itsd, path) = try #require(startItsd("no-reader"), "the itsd executable next to the test bundle")
         defer { itsd.stop() }
@@ -37,6 +38,14 @@ extension BadInputTests {
         #expect(sent < 8 << 20, "the server kept reading: \(sent) bytes")
         let growth = itsd.residentBytes() - memoryBefore
         #expect(growth < 8 << 20, "itsd grew by \(growth) bytes while \(sent) bytes of PINGs waited")
+        // STATS, asked on another connection, shows the one connection not read and what its send
+        // buffer holds: over the high-water mark, and bounded by twice it and one read's replies.
+        let observer = try #require(ClientVM.hello(path))
+        let stats = try #require(observer.statistics(.all))
+        #expect(stats["connections_reading_paused"] == .gauge(1), "\(String(describing: stats["connections_reading_paused"]))")
+        let buffered: Int64 = if case .gauge(let bytes)? = stats["send_buffered_bytes"] { bytes } else { -1 }
+        #expect(buffered > Int64(Connection.outputHighWater) && buffered < Int64(2 * Connection.outputHighWater + Connection.readBudget),
+                "the send buffers held \(buffered) bytes")
 
         // Drain: finish the write under way while reading, then read the rest.
         var reader = FrameReader(fd: fd)
