@@ -177,6 +177,16 @@ final class GuestVM {
         return queue.issued
     }
 
+    /// Returns when every vCPU's lane has applied what the ITS queued for it (the mappings): an HPPI
+    /// per vCPU is answered by its lane after everything queued before it.
+    func awaitLanes(on connection: WireConnection) throws {
+        for vcpu in 0 ..< workload.vcpus {
+            guard case .hppiReply = try connection.call(.hppi(vm, Wire.VCPU(rawValue: UInt16(vcpu)))) else {
+                throw LoadError("HPPI: unexpected reply")
+            }
+        }
+    }
+
     /// Writes commands into the ring at CWRITER and publishes them when the ring is full.
     struct CommandQueueWriter {
         let guest: GuestVM
@@ -213,6 +223,10 @@ final class GuestVM {
                 if creadr == writer { break }
                 usleep(100)
             }
+            // The ITS has read the commands; the lanes apply the mappings they produced behind the
+            // loop. Waiting for them keeps at most one queue's worth in flight, so that the memory
+            // measured after setup is the mappings' and not that of a backlog.
+            try guest.awaitLanes(on: connection)
             unpublished = 0
         }
     }

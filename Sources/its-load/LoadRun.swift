@@ -57,6 +57,7 @@ enum LoadRun {
         try guest.create(on: setup)
         let setupStart = now()
         result.setupCommands = try guest.program(on: setup)
+        try guest.awaitLanes(on: setup)
         result.setupSeconds = Double(now() - setupStart) / 1e9
         result.rssAnonAfterSetup = ProcessStats.statusBytes(serverPID, "RssAnon")
 

@@ -90,6 +90,13 @@ def fmt(value, digits=2):
     return f"{value:.{digits}f}"
 
 
+def plain(value):
+    """Microseconds and the like: no M suffix."""
+    if value is None:
+        return "–"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}"
+
+
 def verdict(ok):
     return "met" if ok else "**missed**"
 
@@ -182,11 +189,11 @@ def write_markdown(results, path):
     for name, limit, route in [("rtt", 1.25, "INJECT request -> reply"), ("irqfd", 1.5, "eventfd write -> notify wakeup")]:
         r = load[name]
         ratio = r["path_p50_us"] / r["floor_p50_us"]
-        w(f"| {name}: path p50 / floor p50 | {route} | {fmt(r['path_p50_us'])} µs / {fmt(r['floor_p50_us'])} µs = "
+        w(f"| {name}: path p50 / floor p50 | {route} | {plain(r['path_p50_us'])} µs / {plain(r['floor_p50_us'])} µs = "
           f"{ratio:.2f}× | ≤ {limit}× | {verdict(ratio <= limit)} |")
         ratio = r["p50_us"] / r["floor_p50_us"]
-        w(f"| {name}: inject -> ack p50 / floor p50 | with the ACK round trip | {fmt(r['p50_us'])} µs / "
-          f"{fmt(r['floor_p50_us'])} µs = {ratio:.2f}× | ≤ {limit}× | {verdict(ratio <= limit)} |")
+        w(f"| {name}: inject -> ack p50 / floor p50 | with the ACK round trip | {plain(r['p50_us'])} µs / "
+          f"{plain(r['floor_p50_us'])} µs = {ratio:.2f}× | ≤ {limit}× | {verdict(ratio <= limit)} |")
     w(f"| 1,048,576 mapped LPIs | server anonymous RSS growth per LPI | {fmt(big['rss_growth_per_lpi_bytes'])} B | "
       f"≤ 64 B | {verdict(big['rss_growth_per_lpi_bytes'] <= 64)} |")
     w(f"| every run | lost LPIs | {lost} | 0 | {verdict(lost == 0)} |")
@@ -209,8 +216,8 @@ def write_markdown(results, path):
     for name, args, _ in LOAD_SUITE:
         r = load[name]
         w(f"| {name} | `{' '.join(args)}` | {fmt(r['msis_per_s'])} | {fmt(r['floor_msgs_per_s'])} | "
-          f"{r['msis_per_s'] / r['floor_msgs_per_s']:.3f} | {fmt(r['p50_us'])} | {fmt(r['p99_us'])} | "
-          f"{fmt(r['p999_us'])} | {fmt(r['path_p50_us'])} | {fmt(r['floor_p50_us'])} | "
+          f"{r['msis_per_s'] / r['floor_msgs_per_s']:.3f} | {plain(r['p50_us'])} | {plain(r['p99_us'])} | "
+          f"{plain(r['p999_us'])} | {plain(r['path_p50_us'])} | {plain(r['floor_p50_us'])} | "
           f"{fmt(r['server_cpu_ns_per_msi'])} | {fmt(r.get('client_cpu_ns_per_msi'))} | "
           f"{fmt(r['server_rss_bytes'] / 2**20)} MiB | {r['lost']} |")
     w("")
