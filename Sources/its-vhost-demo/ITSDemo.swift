@@ -55,7 +55,7 @@ extension VhostDemo {
             results.append(result)
             complete = result.passed
         }
-        var reconnect: (starts: Int, spurious: Int, slot: Int)?
+        var reconnect: (starts: Int, spurious: Int, slot: Int, completions: Int)?
         if complete, phases.contains(.reconnect) {
             log("phase reconnect: SIGKILL to the back-end, a new one, the whole setup with a new call eventfd")
             try workload.settle(milliseconds: 20)
@@ -63,7 +63,8 @@ extension VhostDemo {
             let startsBefore = device.daemon.starts
             try device.crashAndReconnect(beforeEnable: bindCall)
             try workload.settle(milliseconds: 50)
-            reconnect = (device.daemon.starts - startsBefore, workload.interruptsWithoutCompletion - emptyBefore, results.count)
+            reconnect = (device.daemon.starts - startsBefore, workload.interruptsWithoutCompletion - emptyBefore, results.count,
+                         workload.completions)
         }
         if complete, phases.contains(.migrate) {
             log("phase migrate: \(migrateRequests) requests left pending, SNAPSHOT_VM, RESTORE_VM into a new VM")
@@ -77,7 +78,6 @@ extension VhostDemo {
         var moved: [Int]?
         if complete {
             log("running \(second) requests" + (phases.contains(.movi) ? ", MOVI to collection 1 (vCPU 1) halfway" : ""))
-            let completionsBefore = workload.completions
             complete = try workload.run(count: second, queueDepth: queueDepth, midway: phases.contains(.movi) ? {
                 () throws(DemoError) in
                 try guest.move(deviceID: Self.deviceID, eventID: Self.queueEvent, to: 1)
@@ -85,17 +85,18 @@ extension VhostDemo {
                 moved = path.acknowledged
             } : nil)
             try workload.settle(milliseconds: 50)
-            if let reconnect {
-                let after = workload.completions - completionsBefore
-                // Its result goes where the phase ran, though the run after it decides it.
-                results.insert(PhaseResult(
-                    name: "reconnect", passed: reconnect.starts == 1 && reconnect.spurious >= 1 && complete,
-                    figures: [("backend_restarts", reconnect.starts), ("spurious_lpis", reconnect.spurious),
-                              ("completions_after", after)],
-                    failure: complete ? (reconnect.spurious >= 1 ? "" : "no LPI for the new call fd's first signal")
-                        : "requests after the reconnect were lost"), at: reconnect.slot)
-            }
             if phases.contains(.movi) { results.append(moviPhase(path: path, atMove: moved, complete: complete)) }
+        }
+        if let reconnect {
+            // The requests after it decide the phase; its result goes where it ran.
+            let after = workload.completions - reconnect.completions
+            var failure = ""
+            if reconnect.spurious == 0 { failure = "no LPI for the new call fd's first signal" }
+            else if !complete || after == 0 { failure = "requests after the reconnect were lost" }
+            results.insert(PhaseResult(name: "reconnect", passed: reconnect.starts == 1 && failure.isEmpty,
+                                       figures: [("backend_restarts", reconnect.starts), ("spurious_lpis", reconnect.spurious),
+                                                 ("completions_after", after)],
+                                       failure: failure), at: reconnect.slot)
         }
         log("\(workload.completions) of \(workload.requests) requests completed; DESTROY_VM")
         try link.destroyVM()
