@@ -222,7 +222,16 @@ final class DemoProcess {
         return false
     }
 
+    /// Waits for the demo to exit and returns its status. A demo still running after 120 s is stuck
+    /// (ITSClient has no receive timeout, so a silent itsd would hold it): it gets SIGTERM and the
+    /// status is 124, so that the test fails instead of hanging `make test`.
     func wait() -> Int32 {
+        for _ in 0 ..< 12_000 where process.isRunning { usleep(10_000) }
+        guard !process.isRunning else {
+            process.terminate()
+            process.waitUntilExit()
+            return 124
+        }
         process.waitUntilExit()
         return process.terminationStatus
     }
