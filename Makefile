@@ -127,7 +127,7 @@ install-files:
 	chmod 0644 "$(DESTDIR)$(UNITDIR)/itsd.service"
 	install -m 0644 deploy/itsd.socket "$(DESTDIR)$(UNITDIR)/itsd.socket"
 	if [ ! -e "$(DESTDIR)$(SYSCONFDIR)/itsd/itsd.toml" ]; then install -m 0644 deploy/itsd.toml "$(DESTDIR)$(SYSCONFDIR)/itsd/itsd.toml"; fi
-	install -m 0644 README.md docs/OPERATIONS.md docs/SEMANTICS.md docs/ARCHITECTURE.md docs/INTEGRATION.md Protocol/PROTOCOL.md "$(DESTDIR)$(DOCDIR)/"
+	install -m 0644 README.md docs/OPERATIONS.md docs/SEMANTICS.md docs/ARCHITECTURE.md docs/CLIENT.md docs/ITSCTL.md docs/INTEGRATION.md Protocol/PROTOCOL.md "$(DESTDIR)$(DOCDIR)/"
 
 # The install tree with the debug build under a temporary PREFIX: systemd-analyze accepts the
 # units as installed, and the installed itsd starts with the installed configuration through

@@ -228,7 +228,9 @@ struct its_wire_create_vm {
 };
 ITS_WIRE_CHECK_SIZE(struct its_wire_create_vm, 8);
 
-/* CREATE_VM reply and ATTACH_VM request: a VM and its 16-byte token (opaque bytes). */
+/* CREATE_VM reply and ATTACH_VM request: a VM and its 16-byte token (opaque bytes). In ATTACH_VM,
+ * a token of 16 zero bytes asks for an operator attach (PROTOCOL.md 6.4): it succeeds only for a
+ * Unix-socket peer whose uid the server lists as an operator; CREATE_VM never hands out that token. */
 struct its_wire_vm_token {
     uint32_t vm;
     uint32_t reserved;

@@ -6,7 +6,9 @@ import ITSWire
 extension ITSConnection {
     /// Queues one MSI into an INJECT_BATCH for `vm` sent with NO_REPLY. The batch is closed and a new
     /// one begun when it is full or names another VM; the outbox is written once it holds a frame's
-    /// worth of bytes, by `flush()`, and before any other request.
+    /// worth of bytes, by `flush()`, and before any other request. MSIs still in the outbox when the
+    /// connection is released are dropped: end a burst with `flush()` or `sync()`.
+    /// - Context: the thread that owns the connection; writes to the socket at most, never waits for a reply.
     public func post(vm: VMID, deviceID: Wire.DeviceID, eventID: Wire.EventID) throws(ITSClientError) {
         if let batch = openBatch, batch.vm != vm || batch.count == batchCapacity {
             closeBatch()
@@ -22,6 +24,7 @@ extension ITSConnection {
 
     /// Writes one INJECT with NO_REPLY at once (after anything posted before it): the lowest latency
     /// for a single MSI, one `send` and no allocation.
+    /// - Context: the thread that owns the connection; writes to the socket at most, never waits for a reply.
     public func injectNow(vm: VMID, deviceID: Wire.DeviceID, eventID: Wire.EventID) throws(ITSClientError) {
         closeBatch()
         InjectEncoding.appendInject(vm: vm, deviceID: deviceID, eventID: eventID, id: takeID(), noReply: true,
@@ -30,6 +33,7 @@ extension ITSConnection {
     }
 
     /// Writes every posted MSI to the socket. It does not wait for the server: `sync()` does.
+    /// - Context: the thread that owns the connection; writes to the socket at most, never waits for a reply.
     public func flush() throws(ITSClientError) {
         closeBatch()
         if !outbox.isEmpty { try writeOutbox() }

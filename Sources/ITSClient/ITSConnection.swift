@@ -58,6 +58,7 @@ public final class ITSConnection {
     ///   - limits: proposals; 0 takes the server's default.
     /// - Throws: `.cannotConnect` when nothing listens at `path` or the socket's permissions refuse
     ///   this user; `.server` with VERSION_MISMATCH or PERMISSION_DENIED when HELLO is refused.
+    /// - Context: the calling thread, which then owns the connection; blocks until HELLO is answered.
     public init(path: String = ITSConnection.defaultSocketPath, capabilities: Capabilities = [.snapshot],
                 limits: Limits = Limits(maxFrameLength: 0, maxBatchEntries: 0, maxInFlight: 0, maxFDsPerMessage: 0))
         throws(ITSClientError)
@@ -93,6 +94,7 @@ public final class ITSConnection {
     /// Sends one request and returns its reply. An error reply throws `.server`.
     /// - Parameter fds: descriptors for ADD_MEM_REGION, BIND_IRQFD and SET_VCPU_NOTIFY (one each);
     ///   the server gets its own copies, and the caller keeps and closes its own.
+    /// - Context: the thread that owns the connection; blocks until the server answers.
     public func call(_ message: Message, fds: [Int32] = []) throws(ITSClientError) -> Message {
         let id = try send(message, fds: fds)
         return try awaitReply(id)
@@ -101,6 +103,7 @@ public final class ITSConnection {
     /// Sends a request without waiting: its reply comes back through `awaitReply` in request order.
     /// With `noReply` (INJECT, INJECT_BATCH, MMIO_WRITE only) nothing comes back unless it fails and
     /// `ERROR_REPORTS` was agreed. Posted MSIs still waiting in the outbox are written first.
+    /// - Context: the thread that owns the connection; writes to the socket at most, never waits for a reply.
     @discardableResult
     public func send(_ message: Message, fds: [Int32] = [], noReply: Bool = false) throws(ITSClientError) -> MessageID {
         try flush()
@@ -116,6 +119,7 @@ public final class ITSConnection {
 
     /// Reads frames until the reply with `id`; events are queued and error replies to other ids (NO_REPLY
     /// requests that failed) go to `deferredErrors`.
+    /// - Context: the thread that owns the connection; blocks until the server answers.
     public func awaitReply(_ id: MessageID) throws(ITSClientError) -> Message {
         while true {
             let frame = try readFrame(wait: true)!
@@ -140,6 +144,7 @@ public final class ITSConnection {
     /// Sends `messages` pipelined, at most `max_in_flight` ahead of the replies, and returns each
     /// one's reply or error in order. A batch of MASK, UNMASK or BIND requests costs one round trip
     /// per window rather than one per request.
+    /// - Context: the thread that owns the connection; blocks until the server answers.
     public func pipeline(_ messages: [Message]) throws(ITSClientError) -> [Result<Message, ServerError>] {
         var results: [Result<Message, ServerError>] = []
         results.reserveCapacity(messages.count)
@@ -163,6 +168,7 @@ public final class ITSConnection {
 
     /// Writes everything posted, then PINGs and waits for the answer: when it returns, the server has
     /// handled every request sent before. Returns the deferred errors collected so far and clears them.
+    /// - Context: the thread that owns the connection; blocks until the server answers.
     @discardableResult
     public func sync() throws(ITSClientError) -> [ServerError] {
         _ = try ping(nonce: UInt64(nextID))
@@ -172,6 +178,7 @@ public final class ITSConnection {
 
     /// Events received so far (EVENT_VCPU_NOTIFY, EVENT_VM_GONE), oldest first, and clears the queue.
     /// Reads whatever has arrived without blocking.
+    /// - Context: the thread that owns the connection; blocks until the server answers.
     public func takeEvents() throws(ITSClientError) -> [Message] {
         while let frame = try readFrame(wait: false) {
             if case .error(let opcode, let report) = frame.message {
@@ -227,6 +234,7 @@ public final class ITSConnection {
     // MARK: Server-wide requests
 
     /// PING: checks that the connection and the server's loop are alive; returns the echoed nonce.
+    /// - Context: the thread that owns the connection; blocks until the server answers.
     public func ping(nonce: UInt64 = 0) throws(ITSClientError) -> UInt64 {
         let reply = try call(.ping(nonce: nonce))
         guard case .pingReply(let echoed) = reply else { throw .unexpectedReply(request: .ping, reply: reply.opcode) }
@@ -234,6 +242,7 @@ public final class ITSConnection {
     }
 
     /// CREATE_VM: a new VM, attached to this connection. Keep `token` secret: it attaches the VM.
+    /// - Context: the thread that owns the connection; blocks until the server answers.
     public func createVM(_ config: VMConfig) throws(ITSClientError) -> ITSVM {
         let reply = try call(.createVM(config))
         guard case .createVMReply(let id, let token) = reply else {
@@ -244,6 +253,7 @@ public final class ITSConnection {
 
     /// ATTACH_VM: attaches this connection to an existing VM with its token. An operator (a peer
     /// whose uid the server lists as an operator) may pass `VMToken.operatorToken`, 16 zero bytes.
+    /// - Context: the thread that owns the connection; blocks until the server answers.
     public func attachVM(_ id: VMID, token: VMToken) throws(ITSClientError) -> ITSVM {
         let reply = try call(.attachVM(id, token: token))
         guard case .attachVMReply(let vm, let config) = reply else {
@@ -253,6 +263,7 @@ public final class ITSConnection {
     }
 
     /// LIST_VMS: the VMs this peer may see, lowest id first.
+    /// - Context: the thread that owns the connection; blocks until the server answers.
     public func listVMs() throws(ITSClientError) -> [VMInfo] {
         let reply = try call(.listVMs)
         guard case .listVMsReply(let list) = reply else { throw .unexpectedReply(request: .listVMs, reply: reply.opcode) }
@@ -261,6 +272,7 @@ public final class ITSConnection {
 
     /// STATS for one VM, or for the whole server with `VMID.all`. The schema is fetched once per
     /// schema id and cached; the values are read on every call.
+    /// - Context: the thread that owns the connection; blocks until the server answers.
     public func stats(_ vm: VMID = .all) throws(ITSClientError) -> StatsSample {
         var reply = try call(.stats(vm, includeSchema: false))
         guard case .statsReply(var report) = reply else { throw .unexpectedReply(request: .stats, reply: reply.opcode) }
@@ -277,16 +289,17 @@ public final class ITSConnection {
                            time: Self.monotonicNanoseconds())
     }
 
-    /// DUMP: every page of one section of a VM's ITS and LPI state. Any admitted peer may dump any VM
-    /// it can see, attached or not.
-    public func dump(_ vm: VMID, _ section: DumpSection) throws(ITSClientError) -> DumpEntries {
+    /// DUMP: every page of one section of a VM's ITS and LPI state, `pageSize` entries a page (0: as
+    /// many as fit in a frame). Any admitted peer may dump any VM it can see, attached or not.
+    /// - Context: the thread that owns the connection; blocks until the server answers.
+    public func dump(_ vm: VMID, _ section: DumpSection, pageSize: UInt32 = 0) throws(ITSClientError) -> DumpEntries {
         var devices: [DumpDevice] = []
         var itt: [DumpITTEntry] = []
         var collections: [DumpCollection] = []
         var lpis: [DumpLPI] = []
         var cursor: UInt64 = 0
         repeat {
-            let reply = try call(.dump(vm, section, cursor: cursor, maxEntries: 0))
+            let reply = try call(.dump(vm, section, cursor: cursor, maxEntries: pageSize))
             guard case .dumpReply(let page) = reply, page.entries.section == section else {
                 throw .unexpectedReply(request: .dump, reply: reply.opcode)
             }
@@ -307,6 +320,7 @@ public final class ITSConnection {
     }
 
     /// CLOCK_MONOTONIC in nanoseconds, the time base of `StatsSample.time`.
+    /// - Context: any thread.
     public static func monotonicNanoseconds() -> UInt64 {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)

@@ -17,12 +17,14 @@ public struct ITSVCPU {
 
     /// SET_VCPU_NOTIFY: the server writes to `eventfd` when the vCPU goes from no deliverable LPI to
     /// one. Replaces any earlier eventfd; the server keeps its own copy.
+    /// - Context: the thread that owns the connection; blocks until the server answers.
     public func setNotifier(_ eventfd: Int32) throws(ITSClientError) {
         _ = try vm.connection.call(.setVCPUNotify(vm.id, index), fds: [eventfd])
     }
 
     /// Makes a non-blocking eventfd, sets it as the vCPU's notifier and returns it; the caller owns
     /// it and closes it.
+    /// - Context: the thread that owns the connection; blocks until the server answers.
     public func makeNotifier() throws(ITSClientError) -> Int32 {
         let fd = its_eventfd(0, 1)
         guard fd >= 0 else { throw .system(call: "eventfd", errno: its_errno()) }
@@ -36,11 +38,13 @@ public struct ITSVCPU {
     }
 
     /// CLEAR_VCPU_NOTIFY: the server drops and closes its eventfd.
+    /// - Context: the thread that owns the connection; blocks until the server answers.
     public func clearNotifier() throws(ITSClientError) {
         _ = try vm.connection.call(.clearVCPUNotify(vm.id, index))
     }
 
     /// HPPI: the highest-priority pending and enabled LPI, or nil; changes nothing.
+    /// - Context: the thread that owns the connection; blocks until the server answers.
     public func highestPriorityPending() throws(ITSClientError) -> PendingLPI? {
         let reply = try vm.connection.call(.hppi(vm.id, index))
         guard case .hppiReply(let lpi) = reply else { throw .unexpectedReply(request: .hppi, reply: reply.opcode) }
@@ -49,6 +53,7 @@ public struct ITSVCPU {
 
     /// ACK: takes the highest-priority deliverable LPI if its priority is numerically below
     /// `priorityMask` (as ICC_PMR_EL1), clearing its pending bit; nil when there is none.
+    /// - Context: the thread that owns the connection; blocks until the server answers.
     public func acknowledge(priorityMask: UInt8 = 0xFF) throws(ITSClientError) -> PendingLPI? {
         let reply = try vm.connection.call(.ack(vm.id, index, priorityMask: priorityMask))
         guard case .ackReply(let lpi) = reply else { throw .unexpectedReply(request: .ack, reply: reply.opcode) }
@@ -57,6 +62,7 @@ public struct ITSVCPU {
 
     /// PENDING: every pending LPI of the vCPU, enabled or not, in INTID order, fetched page by page
     /// (`pageSize` entries a page; 0 asks for as many as fit in a frame).
+    /// - Context: the thread that owns the connection; blocks until the server answers.
     public func pending(pageSize: UInt32 = 0) throws(ITSClientError) -> [PendingLPI] {
         let fit = (vm.connection.agreed.limits.maxFrameLength - UInt32(Wire.headerLength) - 8) / 8
         // Asks for the count that fits rather than sending 0, which some servers answer with an empty page.
@@ -79,6 +85,7 @@ public struct ITSVCPU {
 
     /// Reads and resets an eventfd's counter: how many signals arrived since the last read (0 if
     /// none; the descriptor must be non-blocking, as `makeNotifier` makes it).
+    /// - Context: any thread.
     public static func drain(_ eventfd: Int32) -> UInt64 {
         var counter: UInt64 = 0
         return read(eventfd, &counter, 8) == 8 ? counter : 0

@@ -17,7 +17,7 @@ extension Redistributor {
         // Levels l with l * 4 < mask, i.e. l < ceil(mask / 4).
         let levels = (Int(priorityMask.rawValue) + 3) >> 2
         let eligible = levels >= 64 ? occupied : occupied & ((1 << UInt64(levels)) - 1)
-        guard eligible != 0, let intid = deliverable[eligible.trailingZeroBitCount].first() else { return nil }
+        guard eligible != 0, let intid = deliverable[eligible.trailingZeroBitCount].first else { return nil }
         return INTID(UInt32(truncatingIfNeeded: intid))
     }
 
@@ -34,39 +34,39 @@ extension Redistributor {
     }
 
     /// Up to `limit` pending LPIs (enabled or not) from INTID `cursor` on, in INTID order, and the
-    /// cursor of the next page. O(h + limit).
+    /// cursor of the next page. O(h + limit + leaves of the LPI index passed over): the pending
+    /// LPIs are the marked records (see ``SparseIndex/forEachMarked(in:_:)``).
     /// - Context: the owning lane.
     public func pendingLPIs(from cursor: INTID = .firstLPI, limit: Int) -> PendingPage {
         let limit = max(0, limit)
-        var lpis: [PendingLPI] = []
+        var page: [PendingLPI] = []
         var next: INTID?
-        var key = pending.first(atOrAfter: UInt64(cursor.rawValue))
-        while let current = key {
-            let intid = INTID(UInt32(truncatingIfNeeded: current))
-            if lpis.count == limit {
+        lpis.forEachMarked(in: UInt64(cursor.rawValue) ... .max) { key, record in
+            let intid = INTID(UInt32(truncatingIfNeeded: key))
+            guard page.count < limit else {
                 next = intid
-                break
+                return false
             }
-            lpis.append(PendingLPI(intid: intid, config: self.lpis.load(current)?.config ?? .unreadable))
-            key = current == UInt64(UInt32.max) ? nil : pending.first(atOrAfter: current + 1)
+            page.append(PendingLPI(intid: intid, config: record.config))
+            return true
         }
-        return PendingPage(lpis: lpis, next: next)
+        return PendingPage(lpis: page, next: next)
     }
 
-    /// Whether `intid` is pending here.
-    public func isPending(_ intid: INTID) -> Bool { pending.contains(UInt64(intid.rawValue)) }
+    /// Whether `intid` is pending here. O(h).
+    public func isPending(_ intid: INTID) -> Bool { lpis.isMarked(UInt64(intid.rawValue)) }
 
     /// Drops every pending LPI (EnableLPIs going from 1 to 0, as KVM does) and the records of LPIs
     /// that existed only because they were pending; stops any pending-table load.
     mutating func dropAllPending() {
-        counters.lpisDroppedOnDisable += UInt64(pending.count)
+        counters.lpisDroppedOnDisable += UInt64(pendingCount)
         var direct: [UInt64] = []
-        pending.forEach { key in
-            if lpis.load(key)?.mappings == 0 { direct.append(key) }
+        lpis.forEachMarked { key, record in
+            if record.mappings == 0 { direct.append(key) }
             return true
         }
         for key in direct { lpis.erase(key) }
-        pending.removeAll()
+        lpis.unmarkAll()
         for level in 0 ..< 64 where deliverableLevels & (1 << UInt64(level)) != 0 { deliverable[level].removeAll() }
         deliverableLevels = 0
         deliverableCount = 0

@@ -77,8 +77,27 @@ extension Redistributor {
 
     /// Makes a mapped LPI pending: the end of an ITS translation (INT, an MSI, MOVI carrying pending
     /// state). Reports the edge to `sink` when the vCPU had nothing deliverable before.
+    ///
+    /// Inlinable around the non-generic ``makePending(_:)``, so that the caller's sink is called
+    /// directly and no generic code runs per LPI.
     /// - Context: the owning lane; the hot path of every MSI.
-    public mutating func setPending<S: LPIDeliverySink>(_ intid: INTID, sink: inout S) -> LPIPendOutcome {
+    @inlinable public mutating func setPending<S: LPIDeliverySink>(_ intid: INTID, sink: inout S) -> LPIPendOutcome {
+        let hadDeliverable = deliverableCount != 0
+        let outcome = makePending(intid)
+        if !hadDeliverable, deliverableCount != 0 { sink.lpiBecameDeliverable(on: configuration.vcpu) }
+        return outcome
+    }
+
+    /// ``setPending(_:sink:)`` without a sink: the vCPU went from nothing deliverable to something
+    /// when ``deliverableCount`` was 0 before and is not after (one call adds at most one).
+    /// - Context: the owning lane.
+    @usableFromInline mutating func makePending(_ intid: INTID) -> LPIPendOutcome {
+        makePending(intid, located: lpis.locate(UInt64(intid.rawValue)))
+    }
+
+    /// ``makePending(_:)`` for an LPI whose record ``SparseIndex/locate(_:)`` found already (nil:
+    /// there is none), with nothing but marks changed since.
+    mutating func makePending(_ intid: INTID, located: SparseIndex<LPIRecord>.Located?) -> LPIPendOutcome {
         guard lpisEnabled else {
             counters.lpisDroppedDisabled &+= 1
             return .droppedLPIsDisabled
@@ -87,11 +106,12 @@ extension Redistributor {
             counters.intidsOutOfRange &+= 1
             return .outOfRange
         }
-        guard let record = lpis.load(UInt64(intid.rawValue)) else {
+        guard let (record, newlyPending) = lpis.mark(UInt64(intid.rawValue), located: located) else {
             counters.lpisNotMapped &+= 1
             return .notMapped
         }
-        return addPending(intid, config: record.config, sink: &sink)
+        var edges = NoDeliverySink()
+        return pendingMarked(intid, newly: newlyPending, config: record.config, sink: &edges)
     }
 
     /// Makes a mapped LPI pending only if the mapping routing it here is still the one tagged
@@ -125,7 +145,9 @@ extension Redistributor {
             return .outOfRange
         }
         let key = UInt64(intid.rawValue)
-        if let record = lpis.load(key) { return addPending(intid, config: record.config, sink: &sink) }
+        if let (record, newlyPending) = lpis.mark(key) {
+            return pendingMarked(intid, newly: newlyPending, config: record.config, sink: &sink)
+        }
         guard lpis.count < configuration.maximumLPIs else {
             counters.lpiLimitReached += 1
             return .limitReached
@@ -136,7 +158,8 @@ extension Redistributor {
         case .failure: counters.configReadFaults += 1
         }
         lpis.store(LPIRecord(config: config, mappings: 0), at: key)
-        return addPending(intid, config: config, sink: &sink)
+        _ = lpis.mark(key)   // a new key is stored unmarked, so this mark is new
+        return pendingMarked(intid, newly: true, config: config, sink: &sink)
     }
 
     /// Clears the pending state of `intid` (GICR_CLRLPIR, the ITS's CLEAR and DISCARD). Returns
@@ -171,7 +194,7 @@ extension Redistributor {
             let old = record.config
             record.config = config
             lpis.store(record, at: key)
-            if pending.contains(key) { reprioritise(intid, from: old, to: config, sink: &sink) }
+            if lpis.isMarked(key) { reprioritise(intid, from: old, to: config, sink: &sink) }
             return nil
         }
     }
@@ -247,7 +270,7 @@ extension Redistributor {
                         let old = record.config
                         record.config = config
                         leaf[slot] = record
-                        if pending.contains(UInt64(intid.rawValue)) { reprioritise(intid, from: old, to: config, sink: &sink) }
+                        if leaf.marked & (1 << UInt64(slot)) != 0 { reprioritise(intid, from: old, to: config, sink: &sink) }
                     }
                 }
                 guard leaf.base <= UInt64.max - 64 else { return nil }
@@ -268,9 +291,12 @@ extension Redistributor {
 
     // MARK: - Pending and deliverable sets
 
-    /// Marks `intid` pending with configuration `config`; it must have a record.
-    mutating func addPending<S: LPIDeliverySink>(_ intid: INTID, config: LPIConfig, sink: inout S) -> LPIPendOutcome {
-        guard pending.insert(UInt64(intid.rawValue)) else {
+    /// The rest of making `intid` pending once its record is marked: `newly` tells whether the mark
+    /// is new (else the signal merges with the pending LPI); an enabled LPI becomes deliverable.
+    mutating func pendingMarked<S: LPIDeliverySink>(_ intid: INTID, newly: Bool, config: LPIConfig,
+                                                    sink: inout S) -> LPIPendOutcome
+    {
+        guard newly else {
             counters.lpisCoalesced &+= 1
             return .alreadyPending
         }
@@ -279,9 +305,10 @@ extension Redistributor {
         return .madePending
     }
 
-    /// Removes `intid` from the pending sets; returns whether it was pending.
+    /// Clears the pending mark of `intid` and takes it out of its deliverable set; returns whether
+    /// it was pending.
     mutating func removePending(_ intid: INTID, config: LPIConfig) -> Bool {
-        guard pending.remove(UInt64(intid.rawValue)) else { return false }
+        guard lpis.unmark(UInt64(intid.rawValue)) else { return false }
         if config.isEnabled { removeDeliverable(intid, level: config.priority.level) }
         return true
     }

@@ -65,7 +65,7 @@ extension Redistributor {
             guard let address = table.adding(index: word, stride: 8) else {
                 return GuestMemoryFault(.addressOverflow, address: table, length: 8)
             }
-            do { try memory.writeUInt64(pending.words.load(word) ?? 0, at: address) } catch { return error }
+            do { try memory.writeUInt64(lpis.markWord(word), at: address) } catch { return error }
         }
         return nil
     }

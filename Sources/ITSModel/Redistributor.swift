@@ -16,10 +16,9 @@ public struct Redistributor: Sendable {
     /// GICR_PENDBASER.PTZ as last written: consumed when EnableLPIs goes from 0 to 1.
     public internal(set) var pendingTableZero = false
 
-    /// Every LPI targeting this vCPU, by INTID.
+    /// Every LPI targeting this vCPU, by INTID. The pending ones, enabled or not, are marked
+    /// (``SparseIndex/mark(_:)``): making an LPI pending is the lookup of its record and one store.
     public internal(set) var lpis = SparseIndex<LPIRecord>()
-    /// Every pending LPI, enabled or not.
-    public internal(set) var pending = SparseBitSet()
     /// Pending and enabled LPIs, one set per priority level (priority >> 2).
     var deliverable = [SparseBitSet](repeating: SparseBitSet(), count: 64)
     /// Bit n is set when `deliverable[n]` is non-empty.
@@ -39,6 +38,9 @@ public struct Redistributor: Sendable {
     }
 
     public var vcpu: VCPUIndex { configuration.vcpu }
+
+    /// The number of pending LPIs, enabled or not. O(1).
+    public var pendingCount: Int { lpis.markedCount }
 }
 
 extension Redistributor {

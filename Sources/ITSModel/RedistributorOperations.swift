@@ -75,6 +75,34 @@ public struct LocalRedistributors<Memory: GuestMemory & AnyObject, Sink: LPIDeli
         _ = redistributors[Int(vcpu.rawValue)].setPending(intid, sink: &sink)
     }
 
+    /// Makes each translation's LPI pending at its vCPU, in order, as ``setPending(_:on:)`` does one
+    /// at a time (the sink hears the same edges, in the same order), with one exclusive access to
+    /// the redistributors for the whole batch and the records of each run of LPIs located before any
+    /// is marked (``Redistributor/makePending(_:at:)``).
+    @inlinable public mutating func setPending(_ translations: UnsafeBufferPointer<ITS.Translation>) {
+        Self.setPending(translations, at: &redistributors, sink: &sink)
+    }
+
+    /// The work of ``setPending(_:)`` on the two properties it changes, passed apart so that the
+    /// sink can be called while the redistributors are borrowed.
+    @inlinable static func setPending(_ translations: UnsafeBufferPointer<ITS.Translation>,
+                                      at redistributors: inout [Redistributor], sink: inout Sink)
+    {
+        redistributors.withUnsafeMutableBufferPointer { redistributors in
+            var start = 0
+            while start < translations.count {
+                let run = UnsafeBufferPointer(rebasing: translations[start ..< min(start + Redistributor.pendingBatchLimit,
+                                                                                      translations.count)])
+                var edges = Redistributor.makePending(run, at: redistributors)
+                while edges != 0 {
+                    sink.lpiBecameDeliverable(on: run[edges.trailingZeroBitCount].vcpu)
+                    edges &= edges &- 1
+                }
+                start += run.count
+            }
+        }
+    }
+
     public mutating func clearPending(_ intid: INTID, on vcpu: VCPUIndex) {
         redistributors[Int(vcpu.rawValue)].clearPending(intid)
     }

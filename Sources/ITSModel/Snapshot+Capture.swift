@@ -47,8 +47,8 @@ extension Redistributor {
     /// - Context: the owning lane.
     public func snapshot() -> VGICSnapshot.RedistributorState {
         var pendingINTIDs: [INTID] = []
-        pendingINTIDs.reserveCapacity(pending.count)
-        pending.forEach { key in
+        pendingINTIDs.reserveCapacity(pendingCount)
+        lpis.forEachMarked { key, _ in
             pendingINTIDs.append(INTID(UInt32(truncatingIfNeeded: key)))
             return true
         }

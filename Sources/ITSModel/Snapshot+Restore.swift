@@ -169,8 +169,7 @@ extension Redistributor {
         for intid in state.pending {
             let key = UInt64(intid.rawValue)
             try VGICSnapshot.requireAscending(&previous, key, "redistributors[\(vcpu)].pending")
-            guard let record = lpis.load(key) else { throw .pendingWithoutRecord(vcpu, intid) }
-            pending.insert(key)
+            guard let (record, _) = lpis.mark(key) else { throw .pendingWithoutRecord(vcpu, intid) }
             if record.config.isEnabled {
                 let level = record.config.priority.level
                 deliverable[level].insert(key)
@@ -178,7 +177,7 @@ extension Redistributor {
                 deliverableCount += 1
             }
         }
-        for lpi in state.lpis where lpi.record.mappings == 0 && !pending.contains(UInt64(lpi.intid.rawValue)) {
+        for lpi in state.lpis where lpi.record.mappings == 0 && !lpis.isMarked(UInt64(lpi.intid.rawValue)) {
             throw .directLPINotPending(vcpu, lpi.intid)
         }
         invalidateAllCursor = state.invalidateAllCursor

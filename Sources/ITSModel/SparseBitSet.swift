@@ -1,5 +1,6 @@
 /// A sparse set of 64-bit keys, stored as 64-bit words in a ``SparseIndex`` keyed by key / 64. The
-/// pending LPIs of a vCPU are kept in these: setting, clearing and testing a bit are O(h), finding the
+/// deliverable LPIs of a vCPU are kept in these, one per priority level (its pending LPIs are the
+/// marks of its LPI index): setting, clearing and testing a bit are O(h), finding the
 /// smallest member is O(h) through the occupancy bitmaps, and memory follows the occupied words.
 public struct SparseBitSet: Sendable {
     @usableFromInline var words = SparseIndex<UInt64>()
@@ -41,6 +42,13 @@ public struct SparseBitSet: Sendable {
         if rest == 0 { words.erase(index) }
         memberCount &-= 1
         return true
+    }
+
+    /// The smallest member, or nil. O(h), without a search (``SparseIndex/first``): the
+    /// highest-priority pending LPI's lookup.
+    public var first: UInt64? {
+        guard let (index, word) = words.first else { return nil }
+        return index << 6 | UInt64(word.trailingZeroBitCount)
     }
 
     /// The smallest member at or after `key`, or nil. O(h).

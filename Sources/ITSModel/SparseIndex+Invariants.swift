@@ -7,13 +7,15 @@ extension SparseIndex {
     /// - every node's bitmap is non-zero (no empty node is left behind) and, for interior nodes, its
     ///   bits are exactly the non-nil child slots;
     /// - the height is minimal: a root above the leaves has a child beyond slot 0;
-    /// - the stored count and node counts match the tree;
+    /// - every leaf's marks are a subset of its bitmap;
+    /// - the stored count, marked count and node counts match the tree;
     /// - the lookup bounds derived from the height match it.
     /// O(nodes).
     public func checkInvariants() {
         checkDerivedBounds()
         guard let root = storage.root else {
-            precondition(storage.height == 0 && storage.count == 0, "empty index with height or count")
+            precondition(storage.height == 0 && storage.count == 0 && storage.markedCount == 0,
+                         "empty index with height, count or marks")
             precondition(storage.interiorNodes == 0 && storage.leafNodes == 0, "empty index with nodes")
             return
         }
@@ -22,28 +24,36 @@ extension SparseIndex {
             precondition(SparseNode.bitmap(root) & ~1 != 0, "height is not minimal: the root has only slot 0")
         }
         var entries = 0
+        var marked = 0
         var interior = 0
         var leaves = 0
-        Self.checkSubtree(root, level: storage.height - 1, entries: &entries, interior: &interior, leaves: &leaves)
+        Self.checkSubtree(root, level: storage.height - 1, entries: &entries, marked: &marked, interior: &interior,
+                          leaves: &leaves)
         precondition(entries == storage.count, "count \(storage.count) but \(entries) entries in the tree")
+        precondition(marked == storage.markedCount, "marked count \(storage.markedCount) but \(marked) marks in the tree")
         precondition(interior == storage.interiorNodes && leaves == storage.leafNodes, "node counts disagree")
     }
 
-    static func checkSubtree(_ node: UnsafeMutableRawPointer, level: Int, entries: inout Int, interior: inout Int,
-                             leaves: inout Int)
+    static func checkSubtree(_ node: UnsafeMutableRawPointer, level: Int, entries: inout Int, marked: inout Int,
+                             interior: inout Int, leaves: inout Int)
     {
         let bits = SparseNode.bitmap(node)
         precondition(bits != 0, "an empty node was left in the tree")
         if level == 0 {
+            let marks = SparseNode.marks(node)
+            precondition(marks & ~bits == 0, "a leaf marks a slot that holds no value")
             leaves += 1
             entries += bits.nonzeroBitCount
+            marked += marks.nonzeroBitCount
             return
         }
         interior += 1
         for slot in 0 ..< SparseNode.fanout {
             let child = SparseNode.child(node, slot)
             precondition((child != nil) == (bits & (1 << UInt64(slot)) != 0), "bitmap disagrees with slot \(slot)")
-            if let child { checkSubtree(child, level: level - 1, entries: &entries, interior: &interior, leaves: &leaves) }
+            if let child {
+                checkSubtree(child, level: level - 1, entries: &entries, marked: &marked, interior: &interior, leaves: &leaves)
+            }
         }
     }
 
@@ -61,7 +71,10 @@ extension SparseIndex {
         while true {
             let bits = SparseNode.bitmap(node)
             precondition(bits != 0, "an empty node was left on the path to \(key)")
-            if level == 0 { return }
+            if level == 0 {
+                precondition(SparseNode.marks(node) & ~bits == 0, "a leaf on the path to \(key) marks a slot that holds no value")
+                return
+            }
             let slot = SparseNode.slot(key, level: level)
             let child = SparseNode.child(node, slot)
             precondition((child != nil) == (bits & (1 << UInt64(slot)) != 0), "bitmap disagrees with slot \(slot)")

@@ -9,6 +9,25 @@ extension SparseIndex {
         return Self.first(atOrAfter: key, in: root, level: height - 1, prefix: 0)
     }
 
+    /// The entry with the smallest key, or nil. O(h) with no search: the lowest bit of each node's
+    /// bitmap names the child to take, since no node is left empty. What ``first(atOrAfter:)``
+    /// finds from key 0, without its recursion.
+    /// - Context: any thread that may read this value.
+    public var first: (key: UInt64, value: Value)? {
+        guard var node = storage.root else { return nil }
+        var key: UInt64 = 0
+        var shift = storage.rootShift
+        while shift > 0 {
+            let slot = SparseNode.bitmap(node).trailingZeroBitCount
+            key |= UInt64(slot) << UInt64(shift)
+            guard let child = SparseNode.child(node, slot) else { preconditionFailure("an empty interior node") }
+            node = child
+            shift -= SparseNode.bitsPerLevel
+        }
+        let slot = SparseNode.bitmap(node).trailingZeroBitCount
+        return (key | UInt64(slot), Self.value(in: node, slot: slot))
+    }
+
     /// The entry with the largest key, or nil. O(h).
     public var last: (key: UInt64, value: Value)? {
         guard var node = storage.root else { return nil }
@@ -28,7 +47,7 @@ extension SparseIndex {
     /// - Context: any thread that may read this value; `body` must not mutate this index.
     public func forEach(in range: ClosedRange<UInt64> = 0 ... .max, _ body: (UInt64, Value) throws -> Bool) rethrows {
         guard let root = storage.root else { return }
-        _ = try Self.visit(root, level: storage.height - 1, prefix: 0, range: range, body)
+        _ = try Self.visit(root, level: storage.height - 1, prefix: 0, range: range, onlyMarked: false, body)
     }
 
     /// All entries in ascending key order (a copy; for tests and dumps, not hot paths).
@@ -69,12 +88,13 @@ extension SparseIndex {
                      prefix: prefix | (UInt64(next) << shift))
     }
 
-    /// Visits the entries under `node` in `range`; returns false once `body` asks to stop.
+    /// Visits the entries (or, with `onlyMarked`, the marked entries) under `node` in `range`;
+    /// returns false once `body` asks to stop.
     static func visit(_ node: UnsafeMutableRawPointer, level: Int, prefix: UInt64, range: ClosedRange<UInt64>,
-                      _ body: (UInt64, Value) throws -> Bool) rethrows -> Bool
+                      onlyMarked: Bool, _ body: (UInt64, Value) throws -> Bool) rethrows -> Bool
     {
         let shift = UInt64(level * SparseNode.bitsPerLevel)
-        var bits = SparseNode.bitmap(node)
+        var bits = level == 0 && onlyMarked ? SparseNode.marks(node) : SparseNode.bitmap(node)
         while bits != 0 {
             let slot = bits.trailingZeroBitCount
             bits &= bits - 1
@@ -85,7 +105,9 @@ extension SparseIndex {
             if low > range.upperBound { return false }
             if level == 0 {
                 if try !body(low, value(in: node, slot: slot)) { return false }
-            } else if try !visit(SparseNode.child(node, slot)!, level: level - 1, prefix: low, range: range, body) {
+            } else if try !visit(SparseNode.child(node, slot)!, level: level - 1, prefix: low, range: range,
+                                 onlyMarked: onlyMarked, body)
+            {
                 return false
             }
         }

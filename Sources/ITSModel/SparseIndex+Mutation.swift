@@ -20,7 +20,7 @@ extension SparseIndex {
         return previous
     }
 
-    /// Removes `key` and returns its value, or nil when it was not stored. Frees every node the
+    /// Removes `key` (and its mark) and returns its value, or nil when it was not stored. Frees every node the
     /// removal empties and lowers the height when the largest remaining key allows. O(h).
     /// - Context: the owner of this value (a single writer).
     @discardableResult
@@ -91,6 +91,11 @@ extension SparseIndex {
         if level == 0 {
             guard bits & bit != 0 else { return nil }
             setLeafBitmap(node, bits & ~bit, storage: storage)
+            let marks = SparseNode.marks(node)
+            if marks & bit != 0 {
+                SparseNode.setMarks(node, marks & ~bit)
+                storage.markedCount -= 1
+            }
             return value(in: node, slot: slot)
         }
         guard let child = SparseNode.child(node, slot),
@@ -224,6 +229,9 @@ extension SparseIndex {
 
         /// The occupancy bitmap: bit n is set when slot n holds a value.
         @inlinable var occupied: UInt64 { SparseNode.bitmap(node) }
+
+        /// The marks: bit n is set when slot n holds a marked key.
+        @inlinable var marked: UInt64 { SparseNode.marks(node) }
 
         /// The value in an occupied `slot` (0 ..< 64).
         @inlinable subscript(slot: Int) -> Value {

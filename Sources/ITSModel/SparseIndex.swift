@@ -1,6 +1,7 @@
 /// A sparse map from 64-bit keys to small values: a radix tree of fixed fan-out nodes, in the shape of
-/// the Linux xarray that KVM keeps its LPIs in. It is the LPI index (keyed by INTID), the pending sets
-/// (keyed by INTID / 64, holding 64-bit words) and the ITS translation tables of itsd.
+/// the Linux xarray that KVM keeps its LPIs in. It is the LPI index (keyed by INTID, its marks the
+/// pending LPIs), the deliverable sets (keyed by INTID / 64, holding 64-bit words) and the ITS
+/// translation tables of itsd.
 ///
 /// Every node has 64 slots and a 64-bit occupancy bitmap. Interior nodes hold child pointers; the
 /// nodes of the bottom level (leaves) hold the values inline. A tree of height `h` covers the keys
@@ -18,8 +19,13 @@
 /// - ``count``, ``bytesUsed``: O(1).
 /// - Copying is O(1); the first mutation of a shared copy duplicates the tree (copy on write).
 ///
-/// Memory: a leaf is 8 + 64 x stride(Value) bytes and an interior node 520 bytes; with 4-byte
-/// values and a quarter of a key range populated this is under 20 bytes per entry.
+/// Memory: a leaf is 16 + 64 x stride(Value) bytes (its occupancy bitmap and its marks, then the
+/// values) and an interior node 520 bytes; with 4-byte values and a quarter of a key range populated
+/// this is under 20 bytes per entry.
+///
+/// Every stored key also carries a mark bit, kept in its leaf beside the occupancy bitmap
+/// (SparseIndex+Marks.swift): the LPI index marks its pending LPIs, so that making an LPI pending
+/// is the same walk that finds its record and one store.
 ///
 /// Values are `BitwiseCopyable` so that nodes are plain memory that needs no per-value teardown.
 ///
@@ -102,6 +108,8 @@ extension SparseIndex {
         @exclusivity(unchecked) @usableFromInline var rootShift: Int = 0
         @exclusivity(unchecked) @usableFromInline var largestCoveredKey: UInt64 = 0
         @exclusivity(unchecked) @usableFromInline var count: Int = 0
+        /// The number of marked keys.
+        @exclusivity(unchecked) @usableFromInline var markedCount: Int = 0
         @exclusivity(unchecked) @usableFromInline var interiorNodes: Int = 0
         @exclusivity(unchecked) @usableFromInline var leafNodes: Int = 0
         /// Debug builds: occupied leaf slots, tallied from bitmap changes (``SparseIndex/setLeafBitmap(_:_:storage:)``).
@@ -119,6 +127,7 @@ extension SparseIndex {
             if let root { other.root = SparseIndex.copySubtree(root, level: height - 1) }
             other.height = height
             other.count = count
+            other.markedCount = markedCount
             other.interiorNodes = interiorNodes
             other.leafNodes = leafNodes
             other.leafPopulation = leafPopulation
@@ -126,9 +135,9 @@ extension SparseIndex {
         }
     }
 
-    /// Byte offset of slot 0 in a leaf: after the bitmap, aligned for Value.
+    /// Byte offset of slot 0 in a leaf: after the bitmap and the marks, aligned for Value.
     @usableFromInline static var leafValuesOffset: Int {
-        max(8, (8 + MemoryLayout<Value>.alignment - 1) / MemoryLayout<Value>.alignment * MemoryLayout<Value>.alignment)
+        max(16, (16 + MemoryLayout<Value>.alignment - 1) / MemoryLayout<Value>.alignment * MemoryLayout<Value>.alignment)
     }
 
     @usableFromInline static var leafBytes: Int {
@@ -138,7 +147,7 @@ extension SparseIndex {
     @usableFromInline static var leafAlignment: Int { max(8, MemoryLayout<Value>.alignment) }
 
     @inlinable static func value(in leaf: UnsafeMutableRawPointer, slot: Int) -> Value {
-        // SAFETY: `leaf` was allocated by allocateLeaf with room for 64 values after the bitmap, and
+        // SAFETY: `leaf` was allocated by allocateLeaf with room for 64 values after its header, and
         // slot < 64 because every caller masks it with slotMask.
         leaf.load(fromByteOffset: leafValuesOffset &+ slot &* MemoryLayout<Value>.stride, as: Value.self)
     }
@@ -151,6 +160,7 @@ extension SparseIndex {
     @usableFromInline static func allocateLeaf() -> UnsafeMutableRawPointer {
         let leaf = UnsafeMutableRawPointer.allocate(byteCount: leafBytes, alignment: leafAlignment)
         SparseNode.setBitmap(leaf, 0)
+        SparseNode.setMarks(leaf, 0)
         return leaf
     }
 
@@ -185,7 +195,8 @@ extension SparseIndex {
 }
 
 /// Layout of the nodes shared by every ``SparseIndex``: a 64-bit occupancy bitmap at offset 0, then
-/// 64 slots. Interior slots are child pointers, nil when the bitmap bit is clear.
+/// 64 slots. Interior slots are child pointers, nil when the bitmap bit is clear. A leaf has a
+/// second word at offset 8, its marks (a subset of its bitmap), before its values.
 @usableFromInline enum SparseNode {
     @usableFromInline static let bitsPerLevel = 6
     @usableFromInline static let fanout = 64
@@ -215,6 +226,17 @@ extension SparseIndex {
 
     @inlinable static func setBitmap(_ node: UnsafeMutableRawPointer, _ bits: UInt64) {
         node.storeBytes(of: bits, as: UInt64.self)
+    }
+
+    /// The marks of a leaf: bit n is set when slot n holds a marked key.
+    @inlinable static func marks(_ leaf: UnsafeMutableRawPointer) -> UInt64 {
+        // SAFETY: `leaf` is a leaf (the caller tracks levels); allocateLeaf puts its marks at offset 8.
+        leaf.load(fromByteOffset: 8, as: UInt64.self)
+    }
+
+    @inlinable static func setMarks(_ leaf: UnsafeMutableRawPointer, _ bits: UInt64) {
+        // SAFETY: as in marks(_:).
+        leaf.storeBytes(of: bits, toByteOffset: 8, as: UInt64.self)
     }
 
     @inlinable static func child(_ node: UnsafeMutableRawPointer, _ slot: Int) -> UnsafeMutableRawPointer? {

@@ -63,9 +63,10 @@ public struct VirtualGIC<Memory: GuestMemory & AnyObject, Sink: LPIDeliverySink>
     }
 
     /// A batch of MSIs (INJECT_BATCH): every pair translated first (``ITS/translate(_:_:into:)``),
-    /// then every LPI made pending, so that the translation lookups of the batch overlap instead of
-    /// waiting on each set-pending. `translations` is scratch space the caller keeps between
-    /// batches (no allocation once it has grown); it ends holding the batch's translations in order.
+    /// then every LPI made pending (``LocalRedistributors/setPending(_:)``), so that the translation
+    /// lookups of the batch overlap instead of waiting on each set-pending. `translations` is scratch
+    /// space the caller keeps between batches (no allocation once it has grown); it ends holding the
+    /// batch's translations in order.
     /// Returns how many translated; the others were blocked.
     @discardableResult
     @inlinable public mutating func injectBatch(devices: UnsafeBufferPointer<DeviceID>, events: UnsafeBufferPointer<EventID>,
@@ -76,9 +77,12 @@ public struct VirtualGIC<Memory: GuestMemory & AnyObject, Sink: LPIDeliverySink>
             translations.append(contentsOf: repeatElement(ITS.Translation(intid: .spurious, vcpu: VCPUIndex(0)),
                                                           count: devices.count - translations.count))
         }
-        let translated = translations.withUnsafeMutableBufferPointer { its.translate(devices, events, into: $0) }
+        let translated = translations.withUnsafeMutableBufferPointer { buffer in
+            let count = its.translate(devices, events, into: buffer)
+            redistributors.setPending(UnsafeBufferPointer(rebasing: buffer[..<count]))
+            return count
+        }
         translations.removeLast(translations.count - translated)
-        for translation in translations { redistributors.setPending(translation.intid, on: translation.vcpu) }
         return translated
     }
 

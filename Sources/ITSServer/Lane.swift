@@ -190,7 +190,7 @@ final class LaneState {
                 redistributor.unmapLPI(intid)
             case let .unmapReportingPending(intid, target, epoch):
                 let wasPending = redistributor.unmapLPI(intid)
-                outgoing.append(.moved(vm, intid, to: target, epoch: epoch, wasPending: wasPending))
+                outgoing.append(.moved(vm, intid, from: vcpu, to: target, epoch: epoch, wasPending: wasPending))
             case .setPending(let intid):
                 return redistributor.setPending(intid, sink: &edges)
             case let .setPendingIfMapped(intid, epoch):
@@ -207,7 +207,7 @@ final class LaneState {
             case .takeAllPending(let target):
                 let taken = redistributor.pendingLPIs(limit: .max).lpis.map(\.intid)
                 for intid in taken { redistributor.clearPending(intid) }
-                if !taken.isEmpty { outgoing.append(.movedAllPending(vm, taken, to: target)) }
+                outgoing.append(.movedAllPending(vm, taken, to: target))
                 outgoing.append(.backgroundWorkDone(vm, vcpu))
             }
             return nil
@@ -247,7 +247,7 @@ final class LaneState {
         for (key, state) in vms where vm == nil || vm == key {
             for redistributor in state.redistributors.values {
                 result.vcpus.append(VCPUStatistics(vm: key, vcpu: redistributor.vcpu, counters: redistributor.counters,
-                                                   pending: redistributor.pending.count, lpis: redistributor.lpis.count))
+                                                   pending: redistributor.pendingCount, lpis: redistributor.lpis.count))
             }
             if let latency = state.latency { result.latency.add(latency) }
         }
@@ -291,7 +291,7 @@ final class LaneState {
                         next = intid
                         return false
                     }
-                    page.append(LPIListing(intid: intid, config: record.config, pending: redistributor.pending.contains(key)))
+                    page.append(LPIListing(intid: intid, config: record.config, pending: redistributor.isPending(intid)))
                     return true
                 }
                 return .lpis(page, next: next)

@@ -123,9 +123,10 @@ public enum LoopWork: Sendable {
     /// subscribed to in-band notifications).
     case deliverable(VMKey, VCPUIndex)
     /// The source half of a move is done; if the LPI was pending there, the loop queues the target
-    /// half. Sent for every move, so that the loop knows when none is in flight (snapshots).
-    case moved(VMKey, INTID, to: VCPUIndex, epoch: UInt16, wasPending: Bool)
-    /// MOVALL's source took these pending LPIs; the loop makes them pending at `to`.
+    /// half. Sent for every move, so that the loop knows when none is in flight (snapshots, SYNC).
+    case moved(VMKey, INTID, from: VCPUIndex, to: VCPUIndex, epoch: UInt16, wasPending: Bool)
+    /// MOVALL's source took these pending LPIs; the loop makes them pending at `to`. Sent for every
+    /// MOVALL, with none taken too, so that a SYNC on `to` knows when it is done.
     case movedAllPending(VMKey, [INTID], to: VCPUIndex)
     /// An INVALL or MOVALL at `vcpu` is complete (a SYNC waiting for it may go on).
     case backgroundWorkDone(VMKey, VCPUIndex)

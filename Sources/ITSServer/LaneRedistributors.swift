@@ -7,8 +7,13 @@ import ITSModel
 ///
 /// A move (MOVI, MAPC) is a "map with a new epoch" queued to the target's lane and an "unmap,
 /// reporting whether it was pending" queued to the source's lane; the report comes back to the loop
-/// (``moved(_:to:epoch:wasPending:)``), which queues the pending state to the target behind everything
+/// (``moved(_:from:to:epoch:wasPending:)``), which queues the pending state to the target behind everything
 /// queued there meanwhile, applied only if the mapping still has that epoch (docs/ARCHITECTURE.md).
+///
+/// Until the target half is queued, the LPI's pending state is on no redistributor. A SYNC on the
+/// source or the target waits for it (``hasBackgroundWork(on:)``), and so does one after a MOVALL
+/// on either end: CREADR passes the SYNC only once the move is complete as far as a later request
+/// to either vCPU can see (docs/SEMANTICS.md, "SYNC and moves between lanes").
 /// - Context: the loop thread.
 public struct LaneRedistributors: RedistributorOperations {
     public let vm: VMKey
@@ -21,13 +26,22 @@ public struct LaneRedistributors: RedistributorOperations {
     private var backgroundWork: [Int]
     /// Moves whose source half the lane has not reported yet.
     private var movesInFlight = 0
+    /// Per vCPU, the moves from or to it whose pending state has not reached the target's queue:
+    /// MOVIs whose source half is unreported, and MOVALLs into it whose LPIs are unreported.
+    private var movesAt: [Int]
+    /// Every item ever queued: the difference across a request is the work it queued.
+    public private(set) var itemsQueued = 0
+    /// Lanes queued to since the last ``queueBarriers(_:)``.
+    private var touched: [Bool]
 
     public init(vm: VMKey, vcpuCount: Int, lanes: LaneGroup) {
         self.vm = vm
         self.vcpuCount = vcpuCount
         self.lanes = lanes
         batches = Array(repeating: [], count: lanes.lanes.count)
+        touched = Array(repeating: false, count: lanes.lanes.count)
         backgroundWork = Array(repeating: 0, count: vcpuCount)
+        movesAt = Array(repeating: 0, count: vcpuCount)
     }
 
     private mutating func queue(_ operation: LPIOperation, on vcpu: VCPUIndex) {
@@ -40,6 +54,21 @@ public struct LaneRedistributors: RedistributorOperations {
         let lane = lanes.laneIndex(of: vcpu)
         if batches[lane].isEmpty { batches[lane].append(.clock(uv_hrtime())) }
         batches[lane].append(work)
+        touched[lane] = true
+        itemsQueued &+= 1
+    }
+
+    /// Queues a barrier to every lane queued to since the last call, behind what was queued
+    /// there, each with a ticket from `makeTicket`; returns how many.
+    public mutating func queueBarriers(_ makeTicket: () -> ReplyTicket) -> Int {
+        var count = 0
+        for lane in touched.indices where touched[lane] {
+            touched[lane] = false
+            if batches[lane].isEmpty { batches[lane].append(.clock(uv_hrtime())) }
+            batches[lane].append(.barrier(ticket: makeTicket()))
+            count += 1
+        }
+        return count
     }
 
     /// Sends every batch to its lane.
@@ -60,24 +89,31 @@ public struct LaneRedistributors: RedistributorOperations {
         guard source != target else { return }
         epoch &+= 1
         movesInFlight += 1
+        movesAt[Int(source.rawValue)] += 1
+        movesAt[Int(target.rawValue)] += 1
         queue(.map(intid, epoch: epoch), on: target)
         queue(.unmapReportingPending(intid, to: target, epoch: epoch), on: source)
     }
 
     /// The source of a move is done with it: if the LPI was pending there, queue the target half.
-    public mutating func moved(_ intid: INTID, to target: VCPUIndex, epoch: UInt16, wasPending: Bool) {
+    public mutating func moved(_ intid: INTID, from source: VCPUIndex, to target: VCPUIndex, epoch: UInt16, wasPending: Bool) {
         movesInFlight = max(0, movesInFlight - 1)
+        movesAt[Int(source.rawValue)] = max(0, movesAt[Int(source.rawValue)] - 1)
+        movesAt[Int(target.rawValue)] = max(0, movesAt[Int(target.rawValue)] - 1)
         if wasPending { queue(.setPendingIfMapped(intid, epoch: epoch), on: target) }
     }
 
     /// Whether nothing queued to the lanes will send work back to the loop: no move's source half
     /// unanswered, no INVALL or MOVALL unfinished. A snapshot of the lanes' state taken then holds
     /// every pending LPI exactly once.
-    public var isQuiescent: Bool { movesInFlight == 0 && !backgroundWork.contains { $0 > 0 } }
+    public var isQuiescent: Bool {
+        movesInFlight == 0 && !backgroundWork.contains { $0 > 0 } && !movesAt.contains { $0 > 0 }
+    }
 
-    /// MOVALL's source took these pending LPIs: make them pending at the target, as direct LPIs
-    /// where no mapping routes them there.
+    /// MOVALL's source took these pending LPIs (none, possibly): make them pending at the target,
+    /// as direct LPIs where no mapping routes them there.
     public mutating func allPendingMoved(_ intids: [INTID], to target: VCPUIndex) {
+        movesAt[Int(target.rawValue)] = max(0, movesAt[Int(target.rawValue)] - 1)
         for intid in intids { queue(.setPendingDirect(intid), on: target) }
     }
 
@@ -93,11 +129,16 @@ public struct LaneRedistributors: RedistributorOperations {
     public mutating func moveAllPending(from source: VCPUIndex, to target: VCPUIndex) -> Int {
         guard source != target else { return 1 }
         backgroundWork[Int(source.rawValue)] += 1
+        movesAt[Int(target.rawValue)] += 1
         queue(.takeAllPending(to: target), on: source)
         return 1
     }
 
-    public func hasBackgroundWork(on vcpu: VCPUIndex) -> Bool { backgroundWork[Int(vcpu.rawValue)] > 0 }
+    /// An INVALL or MOVALL unfinished at `vcpu`, or a move from or to it whose pending state is
+    /// still crossing between lanes: SYNC waits for all of them.
+    public func hasBackgroundWork(on vcpu: VCPUIndex) -> Bool {
+        backgroundWork[Int(vcpu.rawValue)] > 0 || movesAt[Int(vcpu.rawValue)] > 0
+    }
 
     /// The lane reported an INVALL or MOVALL at `vcpu` complete.
     public mutating func backgroundWorkDone(on vcpu: VCPUIndex) {

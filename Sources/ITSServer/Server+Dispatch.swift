@@ -36,6 +36,33 @@ extension Server {
             return
         }
 
+        // NO_REPLY requests queue lane work nothing answers: charged to the session, bounded.
+        if frame.noReply, let id = Self.vmOfNoReplyRequest(frame.message), let vm = registry.vms[VMKey(id.rawValue)],
+           vm.attached.contains(session.connection.id)
+        {
+            let before = vm.operations.itemsQueued
+            defer { chargeLaneWork(vm, vm.operations.itemsQueued - before, to: session) }
+            return dispatch(frame, fds: fds, session: session, failing: { fail($0, detail: $1, $2) }, finishing: done)
+        }
+        dispatch(frame, fds: fds, session: session, failing: { fail($0, detail: $1, $2) }, finishing: done)
+    }
+
+    /// The VM of a request that may carry NO_REPLY.
+    static func vmOfNoReplyRequest(_ message: Message) -> VMID? {
+        switch message {
+        case .inject(let id, _, _): id
+        case .injectBatch(let batch): batch.vm
+        case .mmioWrite(let access, _, _): access.vm
+        default: nil
+        }
+    }
+
+    private func dispatch(_ frame: Frame, fds: [Int32], session: Session, failing: (WireStatus, UInt32, String) -> Void,
+                          finishing: (Message) -> Void)
+    {
+        func fail(_ status: WireStatus, detail: UInt32 = 0, _ text: String = "") { failing(status, detail, text) }
+        func done(_ message: Message) { finishing(message) }
+        let opcode = frame.message.opcode
         if unauthenticated.contains(session.connection.id) {
             guard case .authenticate(let secret) = frame.message, let expected = configuration.tcp?.secret,
                   Self.constantTimeEqual(secret, expected)
@@ -66,8 +93,16 @@ extension Server {
             case .failure(let failure): fail(status(of: failure))
             }
         case let .attachVM(id, token):
-            switch registry.attach(VMKey(id.rawValue), token: token, by: session.connection.id) {
-            case .success(let vm): done(.attachVMReply(id, vm.config))
+            let asOperator = session.isOperator && token.matches(.operatorAttachToken)
+            let result = asOperator ? registry.attachAsOperator(VMKey(id.rawValue), by: session.connection.id)
+                : registry.attach(VMKey(id.rawValue), token: token, by: session.connection.id)
+            switch result {
+            case .success(let vm):
+                if asOperator {
+                    let peer = session.connection.peer
+                    configuration.logger.info("VM \(vm.key) attached by operator uid \(peer.uid) (pid \(peer.pid), connection \(session.connection.id))")
+                }
+                done(.attachVMReply(id, vm.config))
             case .failure(let failure): fail(status(of: failure), detail: id.rawValue)
             }
         case .destroyVM(let id):
@@ -174,7 +209,12 @@ extension Server {
             guard let vm = attachedVM(id, session, fail) else { return }
             guard vcpu.rawValue < vm.config.vcpuCount else { return fail(.noSuchVCPU, detail: UInt32(vcpu.rawValue)) }
             let from = INTID(max(cursor, 8192))
-            laneRequest(vm, vcpu, .pendingLPIs(from: from, limit: Int(min(maxEntries, 4096))), session: session, frame: frame) { reply in
+            // As many as fit in the agreed frame length (header, count and cursor, 8 bytes each),
+            // which is also what max_entries 0 asks for.
+            let frameLimit = Int(session.hello?.limits.maxFrameLength ?? Limits.defaults.maxFrameLength)
+            let fit = (frameLimit - Wire.headerLength - 8) / 8
+            let limit = maxEntries == 0 ? fit : min(Int(maxEntries), fit)
+            laneRequest(vm, vcpu, .pendingLPIs(from: from, limit: limit), session: session, frame: frame) { reply in
                 guard case .pending(let page) = reply else { return .pendingReply([], nextCursor: 0) }
                 let lpis = page.lpis.map { ITSWire.PendingLPI(intid: Wire.INTID(rawValue: $0.intid.rawValue),
                                                               priority: $0.config.priority.rawValue, enabled: $0.config.isEnabled) }

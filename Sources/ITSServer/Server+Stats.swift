@@ -9,6 +9,10 @@ struct ServerCounters {
     var connectionsAccepted: UInt64 = 0
     var requests: UInt64 = 0
     var errorReplies: UInt64 = 0
+    /// Times a connection stopped being read at its limit of unanswered NO_REPLY lane work.
+    var laneWorkHolds: UInt64 = 0
+    /// The most NO_REPLY lane work any one connection had unanswered.
+    var laneWorkPeak = 0
     /// uv_hrtime when the server started.
     let startedAt = uv_hrtime()
 }
@@ -66,6 +70,12 @@ extension Server {
                       "Connections not read until their client reads replies or their requests are answered")
         builder.gauge("send_buffered_bytes", Int64(sessions.values.reduce(0) { $0 + $1.connection.bufferedOutput }), unit: .bytes,
                       "Bytes the connections' send buffers hold")
+        builder.gauge("no_reply_lane_work", Int64(sessions.values.reduce(0) { $0 + $1.laneWorkUnanswered }),
+                      "Lane work items queued for NO_REPLY requests that the lanes have not reached")
+        builder.gauge("no_reply_lane_work_peak", Int64(counters.laneWorkPeak),
+                      "The most lane work one connection's NO_REPLY requests had queued and unanswered")
+        builder.counter("no_reply_holds_total", counters.laneWorkHolds,
+                        "Times a connection was not read until the lanes caught up with its NO_REPLY requests")
         builder.gauge("vms", Int64(registry.vms.count), "VMs, attached or in their grace period")
         builder.counter("loop_idle_ns_total", loop.idleTimeNanoseconds, unit: .nanoseconds,
                         "Time the main loop waited for events (utilisation: 1 - rate / 1e9)")

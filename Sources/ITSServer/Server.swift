@@ -18,6 +18,15 @@ public final class Server {
         public var maximumVMs = 256
         /// Units of ITS work one loop turn does for one VM before other clients are served.
         public var workBudget = ITS.defaultWorkBudget
+        /// Lane work items a connection's NO_REPLY requests may have queued that the lanes have not
+        /// reached yet; at this many the server stops reading the connection until they have.
+        public var noReplyLaneWorkLimit = 4096
+        /// Unix-socket peers (by SO_PEERCRED uid) that may ATTACH_VM any VM with the all-zero token:
+        /// operators' tools. TCP peers never may.
+        public var operatorUIDs: Set<uid_t> = [0, getuid()]
+        /// Milliseconds a graceful shutdown (``shutdown()``) waits for replies already owed to be
+        /// sent before it closes the connections that still owe some.
+        public var shutdownDeadline: UInt64 = 5000
         /// The largest snapshot image RESTORE_VM accepts.
         public var maximumSnapshotBytes = 1 << 30
         public var logger = Logger(label: "itsd")
@@ -53,6 +62,9 @@ public final class Server {
     private var nextTicket: UInt64 = 1
     /// VMs with operations queued for lanes since the last flush.
     var dirty: Set<VMKey> = []
+    /// Per VM, the lane work queued for sessions' NO_REPLY requests since the last flush, released
+    /// by barriers queued behind it.
+    var laneWorkCharges: [VMKey: [LaneWorkCharge]] = [:]
     private var graceTimer: TimerHandle?
     /// Runs ITS work left over from budgets, one budget per VM per turn.
     private var workTimer: TimerHandle?
@@ -96,8 +108,44 @@ public final class Server {
     /// Runs the loop until ``stop()``.
     public func run() { loop.run() }
 
+    /// Whether ``shutdown()`` has begun.
+    public private(set) var isShuttingDown = false
+    private var shutdownTimer: TimerHandle?
+
+    /// Graceful shutdown (SIGTERM, SIGINT): stops accepting (the socket file is removed) and stops
+    /// reading requests, then closes each connection once every reply owed for the requests it had
+    /// read has been sent — lanes keep answering meanwhile — and calls ``stop()`` when none is
+    /// left, or after ``Configuration/shutdownDeadline`` milliseconds with whatever is left. A
+    /// second call stops at once.
+    public func shutdown() {
+        guard !isShuttingDown else { return stop() }
+        isShuttingDown = true
+        listener?.close()
+        listener = nil
+        tcpListener?.close()
+        tcpListener = nil
+        for session in sessions.values { session.drain() }
+        let deadline = uv_now(loop.pointer) + configuration.shutdownDeadline
+        shutdownTimer = TimerHandle(loop: loop) { [unowned self] in
+            for session in self.sessions.values where session.owesNothing { session.connection.close() }
+            if self.sessions.isEmpty {
+                self.configuration.logger.info("shutdown: every reply owed was sent")
+                self.stop()
+            } else if uv_now(self.loop.pointer) >= deadline {
+                self.configuration.logger.warning("shutdown: \(self.sessions.count) connection(s) still owed replies after \(self.configuration.shutdownDeadline) ms; closing them")
+                self.stop()
+            }
+        }
+        shutdownTimer?.start(timeout: 0, repeat: 10)
+    }
+
+    private var stopped = false
+
     /// Stops accepting, closes every connection, stops the lanes and ends ``run()``.
     public func stop() {
+        guard !stopped else { return }
+        stopped = true
+        shutdownTimer?.close()
         listener?.close()
         listener = nil
         tcpListener?.close()
@@ -122,7 +170,8 @@ public final class Server {
             return
         }
         if transport == .tcp { unauthenticated.insert(id) }
-        let session = Session(connection: connection)
+        let session = Session(connection: connection, laneWorkLimit: configuration.noReplyLaneWorkLimit,
+                              isOperator: transport == .unixStream && configuration.operatorUIDs.contains(peer.uid))
         sessions[id] = session
         configuration.logger.debug("connection \(id) from pid \(peer.pid) uid \(peer.uid) gid \(peer.gid)")
         // The closures hold the session weakly: the session owns the connection, which owns them.
@@ -146,12 +195,43 @@ public final class Server {
     func flushLaneWork() {
         var runnable = false
         for key in dirty {
-            guard let vm = registry.vms[key] else { continue }
+            guard let vm = registry.vms[key] else {
+                releaseLaneWork(laneWorkCharges.removeValue(forKey: key) ?? [])
+                continue
+            }
+            if let charges = laneWorkCharges.removeValue(forKey: key) { coverLaneWork(vm, charges) }
             vm.operations.flush()
             runnable = runnable || Self.hasRunnableWork(vm)
         }
         dirty.removeAll(keepingCapacity: true)
         if runnable, workTimer?.isActive == false { workTimer?.start(timeout: 0) }
+    }
+
+    /// `count` lane work items were queued to `vm`'s lanes for a NO_REPLY request of `session`.
+    func chargeLaneWork(_ vm: ServerVM, _ count: Int, to session: Session) {
+        guard count > 0 else { return }
+        laneWorkCharges[vm.key, default: []].append(LaneWorkCharge(session: session, count: count))
+        if session.laneWorkQueued(count) { counters.laneWorkHolds &+= 1 }
+        counters.laneWorkPeak = max(counters.laneWorkPeak, session.laneWorkUnanswered)
+        dirty.insert(vm.key)
+    }
+
+    /// Queues barriers behind the charged work on every lane it went to; the sessions get their
+    /// allowance back once all have answered.
+    private func coverLaneWork(_ vm: ServerVM, _ charges: [LaneWorkCharge]) {
+        var outstanding = 0
+        let count = vm.operations.queueBarriers { [unowned self] in
+            outstanding += 1
+            return self.ticket { [unowned self] _ in
+                outstanding -= 1
+                if outstanding == 0 { self.releaseLaneWork(charges) }
+            }
+        }
+        if count == 0 { releaseLaneWork(charges) }
+    }
+
+    private func releaseLaneWork(_ charges: [LaneWorkCharge]) {
+        for charge in charges { charge.session?.laneWorkDone(charge.count) }
     }
 
     /// A ticket for a lane request; `completion` runs on the loop thread with the reply.
@@ -163,26 +243,35 @@ public final class Server {
     }
 
     private func handleLaneWork(_ batch: [LoopWork]) {
+        var synchronizing: Set<VMKey> = []
         for work in batch {
             switch work {
             case let .reply(ticket, reply):
                 awaiting.removeValue(forKey: ticket)?(reply)
             case let .deliverable(key, vcpu):
                 notifySubscribers(key, vcpu)
-            case let .moved(key, intid, target, epoch, wasPending):
-                registry.vms[key]?.operations.moved(intid, to: target, epoch: epoch, wasPending: wasPending)
+            case let .moved(key, intid, source, target, epoch, wasPending):
+                guard let vm = registry.vms[key] else { continue }
+                vm.operations.moved(intid, from: source, to: target, epoch: epoch, wasPending: wasPending)
+                if vm.its.isWaitingForRedistributors { synchronizing.insert(key) }
                 dirty.insert(key)
             case let .movedAllPending(key, intids, target):
-                registry.vms[key]?.operations.allPendingMoved(intids, to: target)
+                guard let vm = registry.vms[key] else { continue }
+                vm.operations.allPendingMoved(intids, to: target)
+                if vm.its.isWaitingForRedistributors { synchronizing.insert(key) }
                 dirty.insert(key)
             case let .backgroundWorkDone(key, vcpu):
                 guard let vm = registry.vms[key] else { continue }
                 vm.operations.backgroundWorkDone(on: vcpu)
-                // A SYNC may have been waiting for exactly this.
-                _ = vm.its.processCommands(budget: workBudget(for: vm), memory: vm.memory, redistributors: &vm.operations)
-                reportGuestErrors(vm)
+                synchronizing.insert(key)
                 dirty.insert(key)
             }
+        }
+        // A SYNC may have been waiting for exactly this; its target half, if any, is queued already.
+        for key in synchronizing {
+            guard let vm = registry.vms[key] else { continue }
+            _ = vm.its.processCommands(budget: workBudget(for: vm), memory: vm.memory, redistributors: &vm.operations)
+            reportGuestErrors(vm)
         }
         for key in dirty {
             if let vm = registry.vms[key], vm.captureWaiting != nil { startCaptureIfQuiescent(vm) }
@@ -207,6 +296,7 @@ public final class Server {
     /// A VM was destroyed: EVENT_VM_GONE to the sessions that subscribed to it, and no more work.
     func vmGone(_ key: VMKey, _ reason: VMGoneReason) {
         dirty.remove(key)
+        releaseLaneWork(laneWorkCharges.removeValue(forKey: key) ?? [])
         for session in sessions.values {
             guard let events = session.subscriptions.removeValue(forKey: key) else { continue }
             session.notifyOutstanding = session.notifyOutstanding.filter { $0.vm != key }
@@ -239,4 +329,10 @@ public final class Server {
         flushLaneWork()
         if more { workTimer?.start(timeout: 0) }
     }
+}
+
+/// Lane work queued for one session's NO_REPLY requests, not yet covered by a barrier.
+struct LaneWorkCharge {
+    weak var session: Session?
+    var count: Int
 }

@@ -122,6 +122,13 @@ public final class VMRegistry {
         return .success(vm)
     }
 
+    /// Attaches `connection` to a VM without its token: an operator's (``Server/Configuration/operatorUIDs``).
+    public func attachAsOperator(_ key: VMKey, by connection: UInt64) -> Result<ServerVM, Failure> {
+        guard let vm = vms[key] else { return .failure(.noSuchVM) }
+        vm.attach(connection)
+        return .success(vm)
+    }
+
     /// The VM, if `connection` is attached to it.
     public func vm(_ key: VMKey, for connection: UInt64) -> Result<ServerVM, Failure> {
         guard let vm = vms[key] else { return .failure(.noSuchVM) }
@@ -159,13 +166,21 @@ public final class VMRegistry {
         for lane in lanes.lanes { lane.submit(.detach(key, ticket: nil)) }
     }
 
-    /// 128 bits from the kernel's random number generator.
+    /// 128 bits from the kernel's random number generator; never the all-zero operator token.
     static func randomToken() -> VMToken {
-        var words: (UInt64, UInt64) = (0, 0)
-        let count = withUnsafeMutableBytes(of: &words) { its_getrandom($0.baseAddress, 16) }
-        precondition(count == 16, "getrandom")
-        return VMToken(high: words.0, low: words.1)
+        while true {
+            var words: (UInt64, UInt64) = (0, 0)
+            let count = withUnsafeMutableBytes(of: &words) { its_getrandom($0.baseAddress, 16) }
+            precondition(count == 16, "getrandom")
+            let token = VMToken(high: words.0, low: words.1)
+            if !token.matches(.operatorAttachToken) { return token }
+        }
     }
+}
+
+extension VMToken {
+    /// Sixteen zero bytes: what an operator sends to ATTACH_VM (Protocol/PROTOCOL.md, 6.4).
+    static let operatorAttachToken = VMToken(high: 0, low: 0)
 }
 
 /// (DeviceID, EventID) of an eventfd binding.

@@ -26,12 +26,24 @@ final class Session {
         connection.send(Frame(message, id: MessageID(rawValue: eventSequence)))
     }
 
+    /// Lane work items queued for this connection's NO_REPLY requests (INJECT, INJECT_BATCH,
+    /// MMIO_WRITE) that the lanes have not yet reached: at ``laneWorkLimit`` the connection stops
+    /// reading until they do, so that a client cannot queue work to the lanes without bound.
+    private(set) var laneWorkUnanswered = 0
+    let laneWorkLimit: Int
+
     /// Replies owed, oldest first; nil until ready.
     private var slots: [(id: UInt64, frame: Frame?)] = []
     private var firstSlot: UInt64 = 0
 
-    init(connection: Connection) {
+    /// A Unix-socket peer whose uid is among the configuration's operators: ATTACH_VM with the
+    /// all-zero token attaches it to any VM.
+    let isOperator: Bool
+
+    init(connection: Connection, laneWorkLimit: Int, isOperator: Bool) {
         self.connection = connection
+        self.laneWorkLimit = laneWorkLimit
+        self.isOperator = isOperator
     }
 
     var capabilities: Capabilities { hello?.capabilities ?? [] }
@@ -41,7 +53,7 @@ final class Session {
     func reserveSlot() -> UInt64 {
         let id = firstSlot + UInt64(slots.count)
         slots.append((id, nil))
-        connection.holdsReading = slots.count >= maxInFlight
+        updateHold()
         return id
     }
 
@@ -58,7 +70,37 @@ final class Session {
             slots.removeFirst(sent)
             firstSlot += UInt64(sent)
         }
-        connection.holdsReading = slots.count >= maxInFlight
+        updateHold()
+    }
+
+    /// `count` more lane work items were queued for NO_REPLY requests. Returns true when that
+    /// stops the connection's reading.
+    func laneWorkQueued(_ count: Int) -> Bool {
+        laneWorkUnanswered += count
+        let holds = laneWorkUnanswered >= laneWorkLimit && !connection.holdsReading
+        updateHold()
+        return holds
+    }
+
+    /// The lanes have reached `count` of those items.
+    func laneWorkDone(_ count: Int) {
+        laneWorkUnanswered -= count
+        updateHold()
+    }
+
+    /// The server is shutting down: no more requests are read from this connection.
+    private(set) var draining = false
+
+    func drain() {
+        draining = true
+        updateHold()
+    }
+
+    /// Every reply owed has been sent, as far as the socket took it.
+    var owesNothing: Bool { slots.isEmpty && connection.pendingOutput == 0 }
+
+    private func updateHold() {
+        connection.holdsReading = draining || slots.count >= maxInFlight || laneWorkUnanswered >= laneWorkLimit
     }
 
     /// Answers a request at once, in order behind any reply still owed.

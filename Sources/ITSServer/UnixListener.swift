@@ -1,9 +1,12 @@
 import CITSSupport
 import CLibUV
 import Glibc
+import ITSWire
 
 /// The server's Unix socket: created with a file mode (0600 by default) and optionally a group,
-/// accepting with accept4 and admitting only peers whose SO_PEERCRED uid or gid is allowed.
+/// accepting with accept4 and admitting only peers whose SO_PEERCRED uid or gid is allowed. A
+/// refused peer gets one error frame, PERMISSION_DENIED with opcode 0 and message id 0
+/// (Protocol/PROTOCOL.md, 1), and the connection is closed.
 ///
 /// When the process runs out of descriptors (or the kernel of memory for sockets) the listener
 /// stops watching the socket for ``acceptRetryDelay`` milliseconds: the socket stays readable
@@ -172,11 +175,20 @@ public final class UnixListener {
             var peer = PeerCredentials(pid: 0, uid: .max, gid: .max)
             guard its_peer_credentials(client, &peer.pid, &peer.uid, &peer.gid) == 0, admits(peer) else {
                 refused += 1
-                Glibc.close(client)
+                refuse(client, peer)
                 continue
             }
             onAccept(client, peer)
         }
+    }
+
+    /// Tells a refused peer why, in the one frame a fresh socket's send buffer surely takes, and
+    /// closes the connection.
+    private func refuse(_ client: Int32, _ peer: PeerCredentials) {
+        let text = peer.uid == .max ? "the peer's credentials cannot be read" : "uid \(peer.uid), gid \(peer.gid) is not admitted by this server"
+        let frame = Frame(.error(Opcode(0), ErrorReport(.permissionDenied, text: text)), id: MessageID(0)).encoded
+        _ = frame.withUnsafeBytes { Glibc.send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT)) }
+        Glibc.close(client)
     }
 
     /// Stops accepting, closes the socket and removes its file.

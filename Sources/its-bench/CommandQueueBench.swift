@@ -174,7 +174,7 @@ enum CommandQueueBench {
             precondition(!guest.gic.redistributor(VCPUIndex(0)).hasPendingWork, "INVALL left work")
             samples.append(seconds(elapsed) * 1000)
         }
-        precondition(guest.gic.redistributor(VCPUIndex(0)).pending.count == Int(lpis / 4), "INVALL lost pending LPIs")
+        precondition(guest.gic.redistributor(VCPUIndex(0)).pendingCount == Int(lpis / 4), "INVALL lost pending LPIs")
         return median(samples)
     }
 }

@@ -104,11 +104,18 @@ enum Floors {
             defer { close(epoll) }
             _ = its_load_epoll_add(epoll, input, 0)
             var token: UInt64 = 0
+            // `stop` is read after the input that follows it is consumed, never after a regular
+            // message's output is signalled: by then the main thread may have stopped, and the final
+            // input would go unrelayed.
             while true {
-                guard its_load_epoll_wait(epoll, &token, 1, -1) == 1 else { continue }
+                guard its_load_epoll_wait(epoll, &token, 1, 200) == 1 else {
+                    if stop.load(ordering: .acquiring) { return }
+                    continue
+                }
                 _ = readEventFD(input)
+                let stopping = stop.load(ordering: .acquiring)
                 signalEventFD(output)
-                if stop.load(ordering: .acquiring) { return }
+                if stopping { return }
             }
         }
         final class Latencies: @unchecked Sendable { var histogram = makeLatencyHistogram() }   // owned by `waiter` until joined
@@ -119,7 +126,10 @@ enum Floors {
             _ = its_load_epoll_add(epoll, output, 0)
             var token: UInt64 = 0
             while true {
-                guard its_load_epoll_wait(epoll, &token, 1, -1) == 1 else { continue }
+                guard its_load_epoll_wait(epoll, &token, 1, 200) == 1 else {
+                    if stop.load(ordering: .acquiring) { return }
+                    continue
+                }
                 let woke = now()
                 _ = readEventFD(output)
                 if stop.load(ordering: .acquiring) { return }

@@ -32,7 +32,7 @@ struct ITSLoad: ParsableCommand {
     var batch = 64
     @Option(name: .long, help: "Injecting connections, each with its own thread.")
     var connections = 1
-    @Option(name: .long, help: "Consumer threads acknowledging LPIs (at most one per vCPU).")
+    @Option(name: .long, help: "Consumer threads acknowledging LPIs (at most one per vCPU); 0 acknowledges nothing, so every injected LPI counts as lost (a check of the loss accounting).")
     var consumers = 2
     @Option(name: .long, help: "Lanes of the itsd this program starts (default: itsd's own).")
     var lanes: Int?
@@ -55,8 +55,11 @@ struct ITSLoad: ParsableCommand {
         guard iterations >= 1 else { throw ValidationError("-i must be at least 1") }
         guard (duration ?? 1) > 0, floorDuration > 0 else { throw ValidationError("durations must be positive") }
         guard (1 ... 4096).contains(batch) else { throw ValidationError("--batch must be 1 ... 4096") }
-        guard (1 ... 256).contains(connections), consumers >= 1 else {
-            throw ValidationError("--connections must be 1 ... 256 and --consumers at least 1")
+        guard (1 ... 256).contains(connections), consumers >= 0 else {
+            throw ValidationError("--connections must be 1 ... 256 and --consumers at least 0")
+        }
+        guard consumers > 0 || mode != LoadMode.irqfd.rawValue else {
+            throw ValidationError("irqfd mode waits for each acknowledge: --consumers must be at least 1")
         }
         guard lanes.map({ (1 ... 256).contains($0) }) ?? true else { throw ValidationError("--lanes must be 1 ... 256") }
     }
@@ -71,6 +74,7 @@ struct ITSLoad: ParsableCommand {
         do {
             let result = try LoadRun.run(options)
             print(json ? result.json : result.text)
+            // Exit code 3: the run finished but lost LPIs.
             if result.lost != 0 { throw ExitCode(3) }
         } catch let error as LoadError {
             var message = "its-load: \(error.description)\n"

@@ -34,7 +34,7 @@ class Injector: @unchecked Sendable {
     let duration: UInt64
 
     var sent = 0
-    /// When the server had handled the last MSI (reply to a request sent after it), CLOCK_MONOTONIC ns.
+    /// When the lanes had applied the last MSI (`awaitApplied`), CLOCK_MONOTONIC ns.
     var finished: UInt64 = 0
     /// Request round trips (rtt) or inject -> notify wakeups measured here, in ns.
     var pathLatency = makeLatencyHistogram()
@@ -60,12 +60,26 @@ class Injector: @unchecked Sendable {
         }
         do {
             try inject(deadline: duration == 0 ? 0 : now() + duration)
-            // Requests are handled in order: the PING reply means every MSI before it was handled.
-            _ = try connection.call(.ping(nonce: 0))
+            try awaitApplied()
             finished = now()
         } catch {
             self.error = error as? LoadError ?? LoadError("\(error)")
             control.failed.store(true, ordering: .relaxed)
+        }
+    }
+
+    /// Waits until every MSI sent so far is pending at its redistributor, not just accepted: the
+    /// server handles a connection's requests in order and queues each lane's work in order, so an
+    /// HPPI for every vCPU, sent behind the MSIs, is answered by each lane after it has applied them.
+    func awaitApplied() throws {
+        var frames: [UInt8] = []
+        for vcpu in 0 ..< workload.vcpus {
+            Frame(.hppi(vm, Wire.VCPU(rawValue: UInt16(vcpu))), id: MessageID(rawValue: 0)).encode(into: &frames)
+        }
+        try frames.withUnsafeBytes { try connection.sendRaw($0) }
+        for _ in 0 ..< workload.vcpus {
+            let reply = try connection.receive()
+            guard case .hppiReply = reply.message else { throw LoadError("HPPI: unexpected reply \(reply.message)") }
         }
     }
 

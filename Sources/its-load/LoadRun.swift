@@ -31,6 +31,8 @@ struct LoadResult {
     var acksSent = 0
     var timeouts = 0
     var serverCPUNanoseconds: UInt64?
+    /// its-load's own CPU time over the run (injectors and consumers), which the server competes with.
+    var clientCPUNanoseconds: UInt64 = 0
     var serverRSS: UInt64?
     var serverRSSAnon: UInt64?
     var rssAnonBeforeVM: UInt64?
@@ -106,6 +108,7 @@ enum LoadRun {
         let consumerThreads = consumers.map { consumer in startThread { consumer.run() } }
         let injectorThreads = injectors.map { injector in startThread { injector.run() } }
         let cpuStart = ProcessStats.cpuNanoseconds(serverPID)
+        let ownCPUStart = ownCPUNanoseconds()
         let start = now()
         control.go.store(true, ordering: .releasing)
         injectorThreads.forEach(join)
@@ -113,6 +116,7 @@ enum LoadRun {
         control.draining.store(true, ordering: .releasing)
         consumerThreads.forEach(join)
         let cpuEnd = ProcessStats.cpuNanoseconds(serverPID)
+        result.clientCPUNanoseconds = ownCPUNanoseconds() - ownCPUStart
         if let failure = injectors.compactMap(\.error).first ?? consumers.compactMap(\.error).first { throw failure }
 
         result.msis = injectors.reduce(0) { $0 + $1.sent }

@@ -41,6 +41,7 @@ extension LoadResult {
             ("timeouts", .int(timeouts)),
             ("server_cpu_ns_per_msi", serverCPUNanoseconds.map { .number(Double($0) / Double(max(msis, 1))) } ?? .null),
             ("server_cpu_s", serverCPUNanoseconds.map { .number(Double($0) / 1e9) } ?? .null),
+            ("client_cpu_ns_per_msi", .number(Double(clientCPUNanoseconds) / Double(max(msis, 1)))),
             ("floor_p50_us", floorP50.map(JSONValue.number) ?? .null),
             ("floor_msgs_per_s", .number(floor.messagesPerSecond)),
             ("ratio_to_floor_msgs", .number(floor.messagesPerSecond > 0 ? perSecond / floor.messagesPerSecond : 0)),

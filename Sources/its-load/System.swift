@@ -100,6 +100,14 @@ func unixSocketPair() throws -> (Int32, Int32) {
     return (fds[0], fds[1])
 }
 
+/// User plus system CPU time of this process so far, in nanoseconds (CLOCK_PROCESS_CPUTIME_ID,
+/// which counts every thread of the process).
+func ownCPUNanoseconds() -> UInt64 {
+    var time = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
+    return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+}
+
 /// What /proc says about the server process.
 enum ProcessStats {
     /// User plus system CPU time of every thread of `pid`, in nanoseconds (/proc/PID/stat fields 14

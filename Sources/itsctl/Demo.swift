@@ -72,7 +72,7 @@ struct Demo: ParsableCommand {
             try programGuest(vm, ram: ram)
         }
         Terminal.write("demo: VM \(vm.id) with \(vcpus) vCPUs and \(devices) devices of \(events) vectors on \(options.socket); "
-            + "about \(rate) MSIs/s; Ctrl-C stops it\n")
+            + "about \(rate) MSIs/s; token \(vm.token.hex); Ctrl-C stops it\n")
         demoStopRequested = 0
         signal(SIGINT, requestDemoStop)
         signal(SIGTERM, requestDemoStop)

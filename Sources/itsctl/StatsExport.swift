@@ -21,7 +21,7 @@ enum StatsExport {
             let members = families[name]!
             let family = "itsd_" + name
             let descriptor = members[0].descriptor
-            text += "# HELP \(family) \(escapeHelp(descriptor.help))\n"
+            text += "# HELP \(family) \(escapeHelp(familyHelp(members[0])))\n"
             let type = switch descriptor.kind {
             case .counter: "counter"
             case .gauge: "gauge"
@@ -49,6 +49,19 @@ enum StatsExport {
             }
         }
         return text
+    }
+
+    /// A family's help: its first member's, with the number that became a label written as the
+    /// label's name ("LPIs pending at vCPU 0" becomes "LPIs pending at vCPU {vcpu}").
+    static func familyHelp(_ entry: StatSeries) -> String {
+        var words = entry.descriptor.help.split(separator: " ", omittingEmptySubsequences: false).map(String.init)
+        for label in entry.labels {
+            for index in words.indices.dropFirst() where words[index] == label.value
+                && words[index - 1].lowercased().contains(label.key) {
+                words[index] = "{\(label.key)}"
+            }
+        }
+        return words.joined(separator: " ")
     }
 
     static func render(_ labels: [StatLabel]) -> String {

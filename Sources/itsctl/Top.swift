@@ -77,11 +77,14 @@ struct Top: ParsableCommand {
                 next -= UInt64(delay * 1e9)
                 continue
             }
-            do {
-                try refresh()
+            do throws(ITSClientError) {
+                try model.refresh(connection)
             } catch {
+                // Back on the normal screen first, so that the message stays visible.
                 screen.restore()
-                throw error
+                let failure = Failure(error, socket: options.socket, vm: nil)
+                Terminal.printError(failure.message)
+                throw ExitCode(failure.code)
             }
             shown += 1
         }
@@ -140,11 +143,11 @@ struct TopModel {
         let uptime = (server.current.gauge("uptime_ns") ?? 0) / 1_000_000_000
         let clock = "\(uptime / 3600):" + pad2(uptime / 60 % 60) + ":" + pad2(uptime % 60)
         var lines: [String] = []
-        lines.append("\(bold)itsd top\(plain) \(socket)  up \(clock)  (q quits)")
         let loop = server.previous.flatMap { server.current.loopUtilisation(since: $0) }.map { Format.fixed($0 * 100, 1) + "%" } ?? "-"
         let latency = server.previous.flatMap { server.current.quantile(0.99, of: "inject_to_ack_latency_ns", since: $0) }
-        lines.append("VMs \(server.current.gauge("vms") ?? 0)  connections \(server.current.gauge("connections") ?? 0)  "
-            + "loop \(loop)  MSIs \(rate(Self.rate(server, Self.msiNames)))/s  LPIs \(rate(Self.rate(server, ["lpis_delivered_total"])))/s  "
+        lines.append("\(bold)itsd top\(plain) \(socket)  up \(clock)  VMs \(server.current.gauge("vms") ?? 0)  "
+            + "connections \(server.current.gauge("connections") ?? 0)  loop \(loop)  (q quits)")
+        lines.append("MSIs \(rate(Self.rate(server, Self.msiNames)))/s  LPIs \(rate(Self.rate(server, ["lpis_delivered_total"])))/s  "
             + "acks \(rate(Self.rate(server, ["lpis_acknowledged_total"])))/s  blocked \(rate(Self.rate(server, ["msis_blocked_total"])))/s  "
             + "pending \(server.current.gauge("lpis_pending") ?? 0)  lat99 \(latency.map(Format.duration) ?? "-")")
         if spacing { lines.append("") }

@@ -11,8 +11,10 @@ struct ConfigFile {
     var socketGroup: UInt32?
     var allowedUIDs: [UInt32]?
     var allowedGIDs: [UInt32]?
+    var operatorUIDs: [UInt32]?
     var lanes: Int?
     var gracePeriod: Double?
+    var shutdownTimeout: Double?
     var maxVMs: Int?
     var maxSnapshotBytes: Int?
     var logLevel: Logger.Level?
@@ -25,7 +27,7 @@ struct ConfigFile {
     }
 
     static let keys: Set<String> = [
-        "socket", "socket_mode", "socket_group", "allowed_uids", "allowed_gids", "lanes", "grace_period", "max_vms",
+        "socket", "socket_mode", "socket_group", "allowed_uids", "allowed_gids", "operator_uids", "lanes", "grace_period", "shutdown_timeout", "max_vms",
         "max_snapshot_bytes", "log_level", "guest_error_log_burst", "tcp_listen", "tcp_secret_file",
     ]
 
@@ -105,10 +107,15 @@ struct ConfigFile {
         socketGroup = try integer("socket_group", 0 ... Int(UInt32.max)).map { UInt32($0) }
         allowedUIDs = try ids("allowed_uids")
         allowedGIDs = try ids("allowed_gids")
+        operatorUIDs = try ids("operator_uids")
         lanes = try integer("lanes", 1 ... 256)
         if let value = table["grace_period"] {
             guard let seconds = value.double ?? value.int.map(Double.init), seconds >= 0 else { throw fail("grace_period", "a number of seconds >= 0") }
             gracePeriod = seconds
+        }
+        if let value = table["shutdown_timeout"] {
+            guard let seconds = value.double ?? value.int.map(Double.init), seconds >= 0 else { throw fail("shutdown_timeout", "a number of seconds >= 0") }
+            shutdownTimeout = seconds
         }
         maxVMs = try integer("max_vms", 1 ... 1 << 20)
         maxSnapshotBytes = try integer("max_snapshot_bytes", 4096 ... Int(UInt32.max))

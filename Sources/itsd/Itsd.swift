@@ -4,7 +4,8 @@ import ITSServer
 import Logging
 
 /// itsd: the GICv3 ITS and LPI server. Exit codes (docs/OPERATIONS.md): 0 after a clean shutdown
-/// (SIGINT or SIGTERM), 1 when it cannot start (the socket cannot be bound), 64 for bad options,
+/// (SIGINT or SIGTERM; replies owed are sent first, within --shutdown-timeout), 1 when it cannot
+/// start (the socket cannot be bound), 64 for bad options,
 /// 78 for a configuration file that cannot be read or is invalid.
 @main
 struct Itsd: ParsableCommand {
@@ -36,6 +37,13 @@ struct Itsd: ParsableCommand {
     @Option(name: .long, help: "The socket file's group (a gid), for --socket-mode 0660; members are admitted.")
     var socketGroup: UInt32?
 
+    @Option(name: .customLong("operator-uid"),
+            help: "A uid whose Unix-socket peers may ATTACH_VM any VM with the all-zero token (repeatable; default: 0 and itsd's own uid).")
+    var operatorUIDs: [UInt32] = []
+
+    @Option(name: .long, help: "Seconds SIGTERM or SIGINT waits for replies already owed to be sent before closing connections (default 5).")
+    var shutdownTimeout: Double?
+
     @Option(name: .customLong("max-vms"), help: "VMs at most; CREATE_VM beyond it gets LIMIT_EXCEEDED (default 256).")
     var maxVMs: Int?
 
@@ -63,6 +71,7 @@ struct Itsd: ParsableCommand {
         guard lanes.map({ (1 ... 256).contains($0) }) ?? true else { throw ValidationError("--lanes must be 1 ... 256") }
         guard socketMode.map({ Self.parseMode($0) != nil }) ?? true else { throw ValidationError("--socket-mode must be octal, like 0600") }
         guard (gracePeriod ?? 0) >= 0 else { throw ValidationError("--grace-period must not be negative") }
+        guard (shutdownTimeout ?? 0) >= 0 else { throw ValidationError("--shutdown-timeout must not be negative") }
         guard (maxVMs ?? 1) > 0 else { throw ValidationError("--max-vms must be positive") }
         guard tcp.map({ TCPListener.Endpoint($0) != nil }) ?? true else {
             throw ValidationError("--tcp must be HOST:PORT with a numeric address, like 127.0.0.1:7300 or [::1]:7300")
@@ -121,12 +130,18 @@ struct Itsd: ParsableCommand {
         var configuration = Server.Configuration(socketPath: path, lanes: laneCount)
         configuration.gracePeriod = UInt64((gracePeriod ?? file?.gracePeriod ?? 60) * 1000)
         configuration.maximumVMs = maxVMs ?? file?.maxVMs ?? 256
+        configuration.shutdownDeadline = UInt64((shutdownTimeout ?? file?.shutdownTimeout ?? 5) * 1000)
         if let bytes = file?.maxSnapshotBytes { configuration.maximumSnapshotBytes = bytes }
         if let burst = file?.guestErrorLogBurst { configuration.guestErrorLogBurst = burst }
         configuration.logger = Logger(label: "itsd")
         configuration.inheritedListener = inherited
         configuration.listener.mode = Self.parseMode(socketMode ?? file?.socketMode ?? "0600")!
         if let uids = file?.allowedUIDs { configuration.listener.allowedUIDs.formUnion(uids) }
+        if !operatorUIDs.isEmpty {
+            configuration.operatorUIDs = Set(operatorUIDs)
+        } else if let uids = file?.operatorUIDs {
+            configuration.operatorUIDs = Set(uids)
+        }
         if let gids = file?.allowedGIDs { configuration.listener.allowedGIDs.formUnion(gids) }
         if let group = socketGroup ?? file?.socketGroup {
             configuration.listener.group = group
@@ -164,12 +179,16 @@ struct Itsd: ParsableCommand {
         sigaddset(&stopSignals, SIGINT)
         sigaddset(&stopSignals, SIGTERM)
         pthread_sigmask(SIG_UNBLOCK, &stopSignals, nil)
+        // The first signal begins a graceful shutdown; a second one stops at once.
         var signals: [SignalHandle] = []
         for signal in [SIGINT, SIGTERM] {
             signals.append(SignalHandle(loop: server.loop, signal: signal) { number in
-                configuration.logger.info("signal \(number): stopping")
-                signals.forEach { $0.close() }
-                server.stop()
+                if server.isShuttingDown {
+                    configuration.logger.info("signal \(number) again: stopping now")
+                } else {
+                    configuration.logger.info("signal \(number): stopping (sending the replies owed, for up to \(configuration.shutdownDeadline) ms)")
+                }
+                server.shutdown()
             })
         }
         let served = server.listeningPath ?? path
@@ -181,6 +200,7 @@ struct Itsd: ParsableCommand {
             Self.write("itsd listening on TCP \(bound)\n", to: 1)
         }
         server.run()
+        signals.forEach { $0.close() }
         Self.write("itsd stopped\n", to: 1)
     }
 }

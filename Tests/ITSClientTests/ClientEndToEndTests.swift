@@ -98,6 +98,33 @@ import Testing
         #expect(collections.map(\.vcpu.rawValue) == [0, 1])
         guard case .lpis(let lpis) = try vm.dump(.lpis) else { return #expect(Bool(false)) }
         #expect(lpis.filter(\.pending).map(\.intid.rawValue).sorted() == [8194, 8195])
+        // Paging: small pages add up to the same sections and lists.
+        for section in DumpSection.allCases {
+            #expect(try vm.dump(section, pageSize: 1) == vm.dump(section), "\(section)")
+        }
+        try ram.mapDevice(8, events: 40, firstLPI: 4, ittSlot: 1, on: vm)
+        for event in 0 ..< UInt32(40) { try vm.post(deviceID: Wire.DeviceID(8), eventID: Wire.EventID(event)) }
+        try connection.sync()
+        #expect(try eventually { try vm.vcpu(1).pending().count == 21 }, "20 of device 8's LPIs and 8195")
+        let whole = try vm.vcpu(1).pending()
+        #expect(try vm.vcpu(1).pending(pageSize: 3) == whole)
+        #expect(whole.map(\.intid.rawValue) == whole.map(\.intid.rawValue).sorted(), "in INTID order")
+        #expect(try vm.dump(.itt, pageSize: 7) == vm.dump(.itt))
+
+        // Memory regions: a range must match an added one exactly.
+        do {
+            try vm.removeMemoryRegion(guestAddress: 0, size: 4096)
+            Issue.record("a partial range was removed")
+        } catch {
+            #expect(error.status == .noSuchMemRegion)
+        }
+        try vm.removeMemoryRegion(guestAddress: 0, size: UInt64(GuestRAM.size))
+        do {
+            try vm.addMemoryRegion(fd: ram.fd, guestAddress: 0x1000, size: 0x1800)
+            Issue.record("an unaligned region was added")
+        } catch {
+            #expect(error.status == .badMemRegion)
+        }
         device.closeNotifiers()
     }
 
@@ -212,5 +239,44 @@ import Testing
     @Test func batchLimitFollowsTheFrameLength() {
         #expect(InjectEncoding.maxBatchEntries(.defaults) == 4096)
         #expect(InjectEncoding.maxBatchEntries(Limits(maxFrameLength: 4096, maxBatchEntries: 65536, maxInFlight: 1, maxFDsPerMessage: 1)) == 509)
+    }
+}
+
+/// Events: a subscriber learns that a vCPU has an LPI to take and that a VM is gone.
+@Suite struct ClientEventTests {
+    @Test func subscribersReceiveVCPUNotifyAndVMGone() throws {
+        let server = try #require(LiveServer())
+        let connection = try ITSConnection(path: server.socketPath, capabilities: [.events])
+        let vm = try connection.createVM(ClientEndToEndTests.config)
+        let ram = GuestRAM()
+        try ram.attach(to: vm)
+        try ram.mapDevice(7, events: 2, on: vm)
+        try vm.subscribe([.vcpuNotify, .vmGone])
+        try vm.vectorGroup(deviceID: Wire.DeviceID(7)).trigger(1)
+        var events: [Message] = []
+        #expect(try eventually {
+            events += try connection.takeEvents()
+            return !events.isEmpty
+        })
+        #expect(events == [.vcpuNotify(vm.id, Wire.VCPU(1))])
+        #expect(try vm.vcpu(1).acknowledge()?.intid == Wire.INTID(8193))
+
+        let other = try ITSConnection(path: server.socketPath)
+        try other.attachVM(vm.id, token: vm.token).destroy()
+        events = []
+        #expect(try eventually {
+            events += try connection.takeEvents()
+            return !events.isEmpty
+        })
+        #expect(events == [.vmGone(vm.id, reason: .destroyed)])
+
+        let plain = try ITSConnection(path: server.socketPath)
+        let unsubscribed = try plain.createVM(ClientEndToEndTests.config)
+        do {
+            try unsubscribed.subscribe([.vmGone])
+            Issue.record("SUBSCRIBE without the EVENTS capability succeeded")
+        } catch {
+            #expect(error.status == .capabilityNotAgreed)
+        }
     }
 }

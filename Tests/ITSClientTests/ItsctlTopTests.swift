@@ -56,7 +56,8 @@ import Testing
         }
         let lines = frame.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         #expect(lines.first?.hasPrefix("itsd top \(server.socketPath)  up 0:00:") == true, "\(frame)")
-        #expect(lines.count > 1 && lines[1].hasPrefix("VMs 2  connections 2  loop "), "top's and the traffic's, connections: \(frame)")
+        #expect(lines.first?.contains("  VMs 2  connections 2  loop ") == true, "top's and the traffic's connections: \(frame)")
+        #expect(lines.count > 1 && lines[1].hasPrefix("MSIs ") && !lines[1].hasPrefix("MSIs -/s"), "\(frame)")
         let rows = lines.map { $0.split(separator: " ").map(String.init) }
         #expect(rows.contains(["VM", "VCPUS", "STATE", "CONNS", "MSI/s", "LPI/s", "ACK/s", "BLK/s", "CMD/s", "PEND"]), "\(frame)")
         let vmRows = rows.filter { $0.count == 10 && ($0[2] == "attached" || $0[2] == "orphaned") }
@@ -104,6 +105,24 @@ import Testing
         #expect(text.contains(" icanon") && !text.contains("-icanon"), "\(text)")
     }
 
+    @Test func aServerThatGoesAwayEndsTopWithTheTerminalRestored() throws {
+        let tmux = try tmux()
+        let server = try #require(LiveServer())
+        let after = temporaryPath("stty")
+        let errors = after + ".err"
+        defer { unlink(after); unlink(errors); tmux.kill() }
+        let command = "\(productDirectory())/itsctl top -d 0.2 --socket \(server.socketPath) 2> \(errors); "
+            + "echo \"exit $?\" > \(after); stty -a >> \(after); sleep 30"
+        try #require(tmux.run(["new-session", "-d", "-s", tmux.name, "-x", "100", "-y", "30", "sh", "-c", command]).status == 0)
+        #expect(eventually(seconds: 10) { tmux.capture().contains("itsd top") })
+        #expect(server.process.stop() == 0)
+        var text = ""
+        #expect(eventually(seconds: 10) { text = readText(after); return text.contains("speed") })
+        #expect(text.hasPrefix("exit 69\n"), "\(text)")
+        #expect(text.contains(" icanon") && !text.contains("-icanon"), "\(text)")
+        #expect(readText(errors).hasPrefix("itsctl: itsd at \(server.socketPath) closed the connection"), "\(readText(errors))")
+    }
+
     @Test func plainSnapshotsWhenNotATerminal() throws {
         let server = try #require(LiveServer())
         let traffic = try TrafficVM(socket: server.socketPath)
@@ -117,5 +136,43 @@ import Testing
             #expect(frame.hasPrefix("itsd top \(server.socketPath)"))
             #expect(frame.contains("\n\(traffic.vm.id)  ") || frame.contains("\n\(traffic.vm.id) "), "\(frame)")
         }
+    }
+}
+
+/// The table view on a terminal: its header every 20 rows, in bold unless NO_COLOR is set; and no
+/// escape sequences at all when the output is a file.
+@Suite(.serialized) struct ItsctlTerminalOutputTests {
+    @Test func statsRepeatsItsHeaderAndColoursOnlyATerminal() throws {
+        guard let executable = findExecutable("tmux") else {
+            try Test.cancel("tmux is not installed (make test-deps installs Debian's tmux)")
+        }
+        let tmux = ItsctlTopTests.Tmux(executable: executable)
+        defer { tmux.kill() }
+        let server = try #require(LiveServer())
+        let command = "env -u NO_COLOR \(productDirectory())/itsctl stats 0.05 25 --socket \(server.socketPath); sleep 30"
+        try #require(tmux.run(["new-session", "-d", "-s", tmux.name, "-x", "150", "-y", "60", "sh", "-c", command]).status == 0)
+        var screen = ""
+        #expect(eventually(seconds: 20) {
+            screen = tmux.run(["capture-pane", "-e", "-p", "-t", tmux.name]).output
+            return screen.split(separator: "\n").filter { !$0.isEmpty }.count >= 27
+        }, "\(screen)")
+        let lines = screen.split(separator: "\n").filter { !$0.isEmpty }
+        let headers = lines.enumerated().filter { $0.element.contains("msi/s") }.map(\.offset)
+        #expect(headers == [0, 21], "a header, 20 rows, the header again: \(headers)")
+        #expect(lines[0].hasPrefix("\u{1B}[1m"), "bold on a terminal: \(lines[0].debugDescription)")
+
+        let plainCommand = "NO_COLOR=1 \(productDirectory())/itsctl stats 0.05 2 --socket \(server.socketPath); sleep 30"
+        tmux.run(["kill-session", "-t", tmux.name])
+        try #require(tmux.run(["new-session", "-d", "-s", tmux.name, "-x", "150", "-y", "20", "sh", "-c", plainCommand]).status == 0)
+        #expect(eventually(seconds: 10) {
+            screen = tmux.run(["capture-pane", "-e", "-p", "-t", tmux.name]).output
+            return screen.split(separator: "\n").filter { !$0.isEmpty }.count >= 3
+        })
+        #expect(!screen.contains("\u{1B}[1m"), "NO_COLOR: \(screen.debugDescription)")
+
+        let piped = itsctl(["stats", "0.05", "2", "--socket", server.socketPath], environment: ["TERM": "xterm"])
+        #expect(piped.status == 0)
+        #expect(!piped.output.contains("\u{1B}"), "not a terminal: no escape sequences")
+        #expect(piped.output.split(separator: "\n").filter { $0.contains("msi/s") }.count == 1)
     }
 }

@@ -64,7 +64,7 @@ import Testing
             taken[slot] = true
             acknowledged += 1
         }
-        #expect(redistributors[index].pending.isEmpty && redistributors[index].deliverableCount == 0)
+        #expect(redistributors[index].pendingCount == 0 && redistributors[index].deliverableCount == 0)
     }
     #expect(acknowledged == lpiCount)
     #expect(!taken.contains(false))

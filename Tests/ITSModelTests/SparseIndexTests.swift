@@ -87,6 +87,8 @@ func randomOperationsMatchTheReferenceModel(seed: UInt64) {
             let got = index.first(atOrAfter: key)
             let expected = reference.first(atOrAfter: key)
             #expect(got?.key == expected?.0 && got?.value == expected?.1, "first(atOrAfter: \(key)) seed \(seed) step \(step)")
+            let smallest = reference.first(atOrAfter: 0)
+            #expect(index.first?.key == smallest?.0 && index.first?.value == smallest?.1, "first seed \(seed) step \(step)")
         default:
             #expect(index.load(key) == reference.values[key], "load \(key) seed \(seed) step \(step)")
         }

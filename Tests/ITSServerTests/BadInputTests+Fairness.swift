@@ -71,3 +71,63 @@ func monotonicNanoseconds() -> UInt64 {
     clock_gettime(CLOCK_MONOTONIC, &now)
     return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
 }
+
+/// NO_REPLY requests queue lane work that no reply paces: a connection may have at most
+/// `noReplyLaneWorkLimit` such items queued and not yet reached by the lanes.
+extension BadInputTests {
+    /// 20000 INJECTs and 500 INJECT_BATCHes of 4, all NO_REPLY, in one write to a server that
+    /// allows 16 unanswered lane work items per connection: it stops reading at the limit again and
+    /// again (no_reply_holds_total), never has more than the limit plus one request's items queued
+    /// (no_reply_lane_work_peak), loses no MSI, and owes the lanes nothing once a PING is answered.
+    @Test func noReplyLaneWorkPerConnectionIsBounded() throws {
+        let path = temporarySocketPath("no-reply-limit")
+        var configuration = Server.Configuration(socketPath: path, lanes: 2)
+        configuration.noReplyLaneWorkLimit = 16
+        let server = try Server(configuration: configuration)
+        let log = NoReplyLog()
+        runLoop(server.loop) {
+            guard let vm = ClientVM.hello(path), vm.createProgrammedVM() else { return }
+            var bytes: [UInt8] = []
+            for index in 0 ..< 20000 {
+                let event = Wire.EventID(rawValue: UInt32(index % 4))
+                bytes += Frame(.inject(vm.vm, Wire.DeviceID(rawValue: 7), event), id: MessageID(1), noReply: true).encoded
+                if index % 40 == 0 {
+                    let entries = (0 ..< 4 as Range<UInt32>).map { InjectEntry(deviceID: Wire.DeviceID(rawValue: 7), eventID: Wire.EventID(rawValue: $0)) }
+                    bytes += Frame(.injectBatch(InjectBatch(vm: vm.vm, entries: entries)), id: MessageID(2), noReply: true).encoded
+                }
+            }
+            // Written without blocking while reading whatever comes back: nothing should.
+            var reader = FrameReader(fd: vm.client.fd)
+            var offset = 0
+            while offset < bytes.count {
+                let count = sendAvailable(vm.client.fd, bytes[offset...])
+                offset += count
+                if reader.readAvailable(limit: 1 << 20) > 0 { log.unexpected += reader.framesBuffered() }
+                if count == 0 { _ = waitWritable(vm.client.fd, milliseconds: 10) }
+            }
+            log.ping = vm.call(.ping(nonce: 7))
+            log.stats = vm.statistics(.all)
+            log.acknowledged = vm.drain(1)
+        }
+        server.stop()
+        #expect(log.unexpected.isEmpty, "\(log.unexpected.prefix(3))")
+        #expect(log.ping?.message == .pingReply(nonce: 7))
+        let stats = try #require(log.stats)
+        #expect(stats["msis_inject_total"] == .counter(20000))
+        #expect(stats["msis_inject_batch_total"] == .counter(2000))
+        #expect(stats["msis_injected_total"] == .counter(22000))
+        let holds: UInt64 = if case .counter(let n)? = stats["no_reply_holds_total"] { n } else { 0 }
+        #expect(holds > 10, "reading stopped \(holds) times")
+        let peak: Int64 = if case .gauge(let n)? = stats["no_reply_lane_work_peak"] { n } else { -1 }
+        #expect((16 ... 19).contains(peak), "up to \(peak) items unanswered")
+        #expect(stats["no_reply_lane_work"] == .gauge(0))
+        #expect(log.acknowledged == [8192, 8193, 8194, 8195])
+    }
+}
+
+final class NoReplyLog: @unchecked Sendable {
+    var ping: Frame?
+    var unexpected: [Frame] = []
+    var stats: [String: StatValue]?
+    var acknowledged: [UInt32] = []
+}

@@ -94,6 +94,8 @@ final class ServerLog: @unchecked Sendable {
         #expect(log.closed == 1)
     }
 
+    /// A peer whose uid and gid are not admitted gets one PERMISSION_DENIED frame (opcode 0,
+    /// message id 0, its credentials in the text) and the connection is closed.
     @Test func peersOutsideTheAllowListAreRefused() throws {
         let path = temporarySocketPath("refused")
         let loop = EventLoop()
@@ -108,11 +110,18 @@ final class ServerLog: @unchecked Sendable {
         let results = ClientResults()
         runLoop(loop) {
             guard let client = TestClient(path: path) else { return }
-            client.send(Frame(.ping(nonce: 1), id: MessageID(1)))
+            // The server may have closed already: the request may not even be sent.
+            _ = client.trySendBytes(Frame(.ping(nonce: 1), id: MessageID(1)).encoded)
+            results.replies.append(client.receive())
             results.replies.append(client.receive())
         }
         #expect(accepted == 0 && listener.refused == 1)
-        #expect(results.replies == [nil])
+        #expect(results.replies.count == 2)
+        let refusal = results.replies.first ?? nil
+        #expect(refusal?.errorReport?.status == .permissionDenied, "\(String(describing: refusal))")
+        #expect(refusal?.messageID == MessageID(0) && refusal?.errorOpcode == Opcode(0))
+        if case .error(_, let report)? = refusal?.message { #expect(report.text.contains("uid \(getuid())")) }
+        #expect(results.replies.last == .some(nil), "then the connection is closed")
         listener.close()
     }
 

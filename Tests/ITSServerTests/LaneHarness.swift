@@ -37,8 +37,8 @@ final class LaneHarness {
                 switch work {
                 case let .reply(ticket, reply): self.replies[ticket] = reply
                 case .deliverable: self.deliverableEdges += 1
-                case let .moved(_, intid, target, epoch, wasPending):
-                    self.operations.moved(intid, to: target, epoch: epoch, wasPending: wasPending)
+                case let .moved(_, intid, source, target, epoch, wasPending):
+                    self.operations.moved(intid, from: source, to: target, epoch: epoch, wasPending: wasPending)
                 case let .movedAllPending(_, intids, target): self.operations.allPendingMoved(intids, to: target)
                 case let .backgroundWorkDone(_, vcpu): self.operations.backgroundWorkDone(on: vcpu)
                 }

@@ -339,10 +339,29 @@ final class ItsdProcess {
         return -1
     }
 
+    /// Set once the process has been waited for.
+    private(set) var exitStatus: Int32?
+
     func stop() {
+        guard exitStatus == nil else { return }
         kill(pid, SIGTERM)
         var status: Int32 = 0
         waitpid(pid, &status, 0)
+        exitStatus = status
+    }
+
+    /// Waits up to `seconds` for the process to exit; its wait status, or nil if it is still running.
+    func waitForExit(seconds: Double) -> Int32? {
+        if let exitStatus { return exitStatus }
+        var status: Int32 = 0
+        for _ in 0 ..< Int(seconds * 100) {
+            if waitpid(pid, &status, WNOHANG) == pid {
+                exitStatus = status
+                return status
+            }
+            usleep(10_000)
+        }
+        return nil
     }
 }
 

@@ -65,15 +65,31 @@ def check(binary, mode, vcpus, devices, events, iterations, extra):
     return problems, elapsed
 
 
+def check_loss_accounting(binary):
+    """With no consumer nothing is acknowledged: every injected LPI must count as lost (exit 3)."""
+    command = [binary, "--mode", "pipelined", "-v", "2", "-d", "2", "-e", "8", "-i", "10", "--consumers", "0",
+               "--lanes", "1", "--floor-duration", "0.05", "--json"]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    if run.returncode != 3:
+        return [f"exit {run.returncode}, not 3: {run.stderr.strip()}"]
+    result = json.loads(run.stdout)
+    if result.get("lost") != 16 or result.get("acknowledged") != 0:
+        return [f"lost {result.get('lost')} (want 16), acknowledged {result.get('acknowledged')} (want 0)"]
+    return []
+
+
 def main():
     binary = sys.argv[1]
     failed = 0
+    problems = check_loss_accounting(binary)
+    print("its-load loss accounting: " + ("ok" if not problems else "FAILED: " + "; ".join(problems)))
+    failed += bool(problems)
     for mode, (vcpus, devices, events, iterations, extra) in RUNS.items():
         problems, elapsed = check(binary, mode, vcpus, devices, events, iterations, extra)
         status = "ok" if not problems else "FAILED: " + "; ".join(problems)
         print(f"its-load {mode}: {status} ({elapsed:.1f} s)")
         failed += bool(problems)
-    print(f"its-load smoke: {len(RUNS) - failed} passed, {failed} failed")
+    print(f"its-load smoke: {len(RUNS) + 1 - failed} passed, {failed} failed")
     return 1 if failed else 0
 
 
