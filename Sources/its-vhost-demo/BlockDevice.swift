@@ -9,6 +9,7 @@ final class BlockDevice {
     let kick: EventFD
     /// The back-end's interrupt: it writes here after adding used elements.
     private(set) var call: EventFD
+    /// The open vhost-user connection: the back-end serves the ring only while it stays open.
     private var frontEnd: VhostUserFrontEnd?
 
     /// How long the back-end may take to answer a vhost-user request.

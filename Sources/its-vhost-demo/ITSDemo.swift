@@ -22,7 +22,7 @@ extension VhostDemo {
         if own != nil { log("itsd started at \(itsdPath)") }
         var link = try ITSLink(path: itsdPath, config: vmConfig)
         try link.addMemoryRegion(fd: device.ram.fd, guestAddress: 0, size: device.ram.size)
-        log("itsd: VM \(link.vm.id) with \(vcpus) vCPUs; guest RAM (\(device.ram.size >> 20) MiB memfd) added at 0")
+        log("itsd: VM \(link.id) with \(vcpus) vCPUs; guest RAM (\(device.ram.size >> 20) MiB memfd) added at 0")
         let guest = GuestITSDriver(link: link, ram: device.ram, vcpus: vcpus, intidBits: Self.vmBits, timeoutSeconds: answerTimeout)
         try guest.initialize()
         // One EventID bit: vectors 0 (configuration) and 1 (the queue).
@@ -43,9 +43,10 @@ extension VhostDemo {
 
         let phases = Phase.allCases.filter { !skippedPhases.contains($0) }
         let maskRequests = phases.contains(.mask) ? queueDepth : 0
+        let reattachRequests = phases.contains(.reattach) ? queueDepth : 0
         let migrateRequests = phases.contains(.migrate) ? queueDepth : 0
-        let first = (requests - maskRequests - migrateRequests) / 2
-        let second = requests - maskRequests - migrateRequests - first
+        let first = (requests - maskRequests - reattachRequests - migrateRequests) / 2
+        let second = requests - maskRequests - reattachRequests - migrateRequests - first
         var results: [PhaseResult] = []
         log("running \(first) requests, \(queueDepth) in flight")
         var complete = try workload.run(count: first, queueDepth: queueDepth)
@@ -55,7 +56,7 @@ extension VhostDemo {
             results.append(result)
             complete = result.passed
         }
-        var reconnect: (starts: Int, spurious: Int, slot: Int)?
+        var reconnect: (starts: Int, spurious: Int, slot: Int, completions: Int)?
         if complete, phases.contains(.reconnect) {
             log("phase reconnect: SIGKILL to the back-end, a new one, the whole setup with a new call eventfd")
             try workload.settle(milliseconds: 20)
@@ -63,7 +64,14 @@ extension VhostDemo {
             let startsBefore = device.daemon.starts
             try device.crashAndReconnect(beforeEnable: bindCall)
             try workload.settle(milliseconds: 50)
-            reconnect = (device.daemon.starts - startsBefore, workload.interruptsWithoutCompletion - emptyBefore, results.count)
+            reconnect = (device.daemon.starts - startsBefore, workload.interruptsWithoutCompletion - emptyBefore, results.count,
+                         workload.completions)
+        }
+        if complete, phases.contains(.reattach) {
+            log("phase reattach: the connection to itsd closed, \(reattachRequests) requests, ATTACH_VM on a new one")
+            let result = try reattachPhase(workload: workload, link: link, path: path, count: reattachRequests, itsdPath: itsdPath)
+            results.append(result)
+            complete = result.passed
         }
         if complete, phases.contains(.migrate) {
             log("phase migrate: \(migrateRequests) requests left pending, SNAPSHOT_VM, RESTORE_VM into a new VM")
@@ -77,7 +85,6 @@ extension VhostDemo {
         var moved: [Int]?
         if complete {
             log("running \(second) requests" + (phases.contains(.movi) ? ", MOVI to collection 1 (vCPU 1) halfway" : ""))
-            let completionsBefore = workload.completions
             complete = try workload.run(count: second, queueDepth: queueDepth, midway: phases.contains(.movi) ? {
                 () throws(DemoError) in
                 try guest.move(deviceID: Self.deviceID, eventID: Self.queueEvent, to: 1)
@@ -85,17 +92,18 @@ extension VhostDemo {
                 moved = path.acknowledged
             } : nil)
             try workload.settle(milliseconds: 50)
-            if let reconnect {
-                let after = workload.completions - completionsBefore
-                // Its result goes where the phase ran, though the run after it decides it.
-                results.insert(PhaseResult(
-                    name: "reconnect", passed: reconnect.starts == 1 && reconnect.spurious >= 1 && complete,
-                    figures: [("backend_restarts", reconnect.starts), ("spurious_lpis", reconnect.spurious),
-                              ("completions_after", after)],
-                    failure: complete ? (reconnect.spurious >= 1 ? "" : "no LPI for the new call fd's first signal")
-                        : "requests after the reconnect were lost"), at: reconnect.slot)
-            }
             if phases.contains(.movi) { results.append(moviPhase(path: path, atMove: moved, complete: complete)) }
+        }
+        if let reconnect {
+            // The requests after it decide the phase; its result goes where it ran.
+            let after = workload.completions - reconnect.completions
+            var failure = ""
+            if reconnect.spurious == 0 { failure = "no LPI for the new call fd's first signal" }
+            else if !complete || after == 0 { failure = "requests after the reconnect were lost" }
+            results.insert(PhaseResult(name: "reconnect", passed: reconnect.starts == 1 && failure.isEmpty,
+                                       figures: [("backend_restarts", reconnect.starts), ("spurious_lpis", reconnect.spurious),
+                                                 ("completions_after", after)],
+                                       failure: failure), at: reconnect.slot)
         }
         log("\(workload.completions) of \(workload.requests) requests completed; DESTROY_VM")
         try link.destroyVM()
@@ -132,6 +140,33 @@ extension VhostDemo {
                            figures: [("masked_requests", count), ("lpis_while_masked", whileMasked), ("latched_lpis", latched),
                                      ("returned", returned),
                                      ("unmask_to_lpi_us", firstLPI.map { Int(($0 - unmaskedAt) / 1000) } ?? -1)],
+                           failure: failure)
+    }
+
+    /// The VMM loses its connection to itsd: the VM is orphaned, but its binding and notify eventfds
+    /// stay, so requests completing meanwhile still make the LPI pending and write the notify
+    /// eventfd. A new connection attaches with the token and takes the LPI, which returns them all.
+    private func reattachPhase(workload: Workload, link: ITSLink, path: LPIPath, count: Int,
+                               itsdPath: String) throws(DemoError) -> PhaseResult {
+        try workload.settle(milliseconds: 20)
+        let target = workload.completions + count
+        link.detach()
+        try workload.submitUnserviced(count: count, queueDepth: queueDepth)
+        let notified = try !pollReadable(path.pollFDs, timeoutMilliseconds: timeout * 1000).isEmpty
+        try link.attach(path: itsdPath)
+        let acknowledgedBefore = path.totalAcknowledged
+        while workload.completions < target {
+            guard try workload.service(timeoutMilliseconds: timeout * 1000, measured: false) else { break }
+        }
+        let lpis = path.totalAcknowledged - acknowledgedBefore
+        let returned = count - (target - workload.completions)
+        var failure = ""
+        if !notified { failure = "no notify eventfd was written while detached" }
+        else if lpis == 0 { failure = "no LPI after ATTACH_VM" }
+        else if returned < count { failure = "\(count - returned) request(s) completed while detached never returned" }
+        return PhaseResult(name: "reattach", passed: failure.isEmpty,
+                           figures: [("requests_while_detached", count), ("notified_while_detached", notified ? 1 : 0),
+                                     ("lpis_after_attach", lpis), ("returned", returned)],
                            failure: failure)
     }
 

@@ -15,14 +15,15 @@ struct VhostDemo: ParsableCommand {
         back-end's call eventfd to (DeviceID, EventID) with BIND_IRQFD and runs virtio-blk reads and writes. Each \
         completion must arrive as the LPI pending on its vCPU, seen through the vCPU's notify eventfd and taken \
         with ACK, before the used ring is drained. Phases: mask the vector, complete requests, unmask (the latched \
-        LPI arrives); crash and restart the back-end and reconnect; migrate the VM (SNAPSHOT_VM into a new VM \
-        with RESTORE_VM, with an LPI pending); MOVI the event to another vCPU mid-run.
+        LPI arrives); crash and restart the back-end and reconnect; close the connection to itsd while requests \
+        complete and attach again with the token; migrate the VM (SNAPSHOT_VM into a new VM with RESTORE_VM, \
+        with an LPI pending); MOVI the event to another vCPU mid-run.
         Exit codes: 0 all requests completed and all phases passed, 1 failure, 64 bad options.
         """
     )
 
     enum Phase: String, CaseIterable, ExpressibleByArgument {
-        case mask, reconnect, migrate, movi
+        case mask, reconnect, reattach, migrate, movi
     }
 
     @Option(name: .long, help: "The itsd socket; without it the demo starts its own itsd on a temporary socket.")
@@ -46,7 +47,7 @@ struct VhostDemo: ParsableCommand {
     @Option(name: .customLong("qemu-storage-daemon"), help: "The back-end executable.")
     var storageDaemon: String = "qemu-storage-daemon"
 
-    @Option(name: .customLong("skip"), help: "A phase not to run: mask, reconnect, migrate or movi (repeatable).")
+    @Option(name: .customLong("skip"), help: "A phase not to run: mask, reconnect, reattach, migrate or movi (repeatable).")
     var skippedPhases: [Phase] = []
 
     @Flag(name: .long, help: "No itsd: read the back-end's call eventfd directly (checks the vhost-user and virtio layers alone).")
@@ -77,9 +78,9 @@ struct VhostDemo: ParsableCommand {
         }
         guard (1 ... 600).contains(timeout) else { throw ValidationError("--timeout must be 1 ... 600 seconds") }
         guard !(direct && socket != nil) else { throw ValidationError("--direct uses no itsd; drop --socket") }
-        let phaseRequests = [Phase.mask, .migrate].filter { !skippedPhases.contains($0) }.count * queueDepth
+        let phaseRequests = [Phase.mask, .reattach, .migrate].filter { !skippedPhases.contains($0) }.count * queueDepth
         guard direct || requests >= phaseRequests + 4 else {
-            throw ValidationError("--requests must be at least \(phaseRequests + 4): --queue-depth for each of the mask and migrate phases, and 4")
+            throw ValidationError("--requests must be at least \(phaseRequests + 4): --queue-depth for each of the mask, reattach and migrate phases, and 4")
         }
     }
 
