@@ -37,9 +37,7 @@ extension Server {
         }
 
         // NO_REPLY requests queue lane work nothing answers: charged to the session, bounded.
-        if frame.noReply, let id = Self.vmOfNoReplyRequest(frame.message), let vm = registry.vms[VMKey(id.rawValue)],
-           vm.attached.contains(session.connection.id)
-        {
+        if frame.noReply, let id = Self.vmOfNoReplyRequest(frame.message), let vm = attachedVM(id, session) {
             let before = vm.operations.itemsQueued
             defer { chargeLaneWork(vm, vm.operations.itemsQueued - before, to: session) }
             return dispatch(frame, fds: fds, session: session, failing: { fail($0, detail: $1, $2) }, finishing: done)
@@ -150,7 +148,7 @@ extension Server {
             guard let vm = attachedVM(id, session, fail) else { return }
             let result = vm.its.signal(DeviceID(device.rawValue), EventID(event.rawValue), redistributors: &vm.operations)
             vm.msis.count(DeviceID(device.rawValue), injected: result.isSuccess, from: .inject)
-            dirty.insert(vm.key)
+            markDirty(vm)
             switch result {
             case .success: done(.done(.inject))
             case .failure(.disabled): fail(.itsDisabled)
@@ -170,7 +168,7 @@ extension Server {
                 vm.msis.count(device, injected: result.isSuccess, from: .injectBatch)
                 if result.isSuccess { injected += 1 } else { blocked += 1 }
             }
-            dirty.insert(vm.key)
+            markDirty(vm)
             if frame.noReply {
                 if blocked > 0 { fail(.translationBlocked, detail: blocked) }
             } else {
@@ -253,12 +251,23 @@ extension Server {
 
     /// The VM `id` names if this session is attached to it; otherwise answers with the failure.
     func attachedVM(_ id: VMID, _ session: Session, _ fail: (WireStatus, UInt32, String) -> Void) -> ServerVM? {
+        if let vm = attachedVM(id, session) { return vm }
         switch registry.vm(VMKey(id.rawValue), for: session.connection.id) {
         case .success(let vm): return vm
         case .failure(let failure):
             fail(status(of: failure), id.rawValue, "")
             return nil
         }
+    }
+
+    /// The VM `id` names if this session is attached to it, from the session's cache when it
+    /// names the VM of the session's last request.
+    @inline(__always)
+    func attachedVM(_ id: VMID, _ session: Session) -> ServerVM? {
+        if let vm = session.lastVM, vm.key.rawValue == id.rawValue, !vm.isRemoved { return vm }
+        guard case .success(let vm) = registry.vm(VMKey(id.rawValue), for: session.connection.id) else { return nil }
+        session.lastVM = vm
+        return vm
     }
 
     func status(of failure: VMRegistry.Failure) -> WireStatus {
@@ -289,6 +298,6 @@ extension Server {
         }
         let index = VCPUIndex(vcpu.rawValue)
         vm.operations.queue(.request(vm.key, index, request, ticket: ticket), for: index)
-        dirty.insert(vm.key)
+        markDirty(vm)
     }
 }

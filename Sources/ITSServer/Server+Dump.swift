@@ -103,6 +103,6 @@ extension Server {
             self.dumpLPIs(vm, from: following, limit: limit, gathered: page, done)
         }
         vm.operations.queue(.request(vm.key, index, .lpis(from: from, limit: limit - gathered.count), ticket: ticket), for: index)
-        dirty.insert(vm.key)
+        markDirty(vm)
     }
 }

@@ -44,7 +44,7 @@ extension Server {
                     let blocked = vm.its.counters.translationsBlocked &+ vm.its.counters.translaterWritesIgnored != blockedBefore
                     vm.msis.count(DeviceID(deviceID), injected: !blocked, from: .translater)
                 }
-                dirty.insert(vm.key)
+                markDirty(vm)
                 reply(answer(ignored.map { .failure($0) } ?? .success(0)))
             } else {
                 reply(answer(vm.its.mmioRead(offset: access.offset, width: width)))

@@ -83,7 +83,7 @@ extension Server {
             }
             vm.operations.queue(.request(vm.key, index, .snapshot, ticket: ticket), for: index)
         }
-        dirty.insert(vm.key)
+        markDirty(vm)
     }
 
     func restoreVM(_ chunk: SnapshotChunk, session: Session, frame: Frame, fail: (WireStatus, UInt32, String) -> Void) {
@@ -151,7 +151,7 @@ extension Server {
         for redistributor in redistributors {
             vm.operations.queue(.attach(vm.key, memory: vm.memory, redistributors: [redistributor]), for: redistributor.vcpu)
         }
-        dirty.insert(vm.key)
+        markDirty(vm)
         return .success(())
     }
 }

@@ -12,6 +12,9 @@ final class Session {
     /// vCPUs with an EVENT_VCPU_NOTIFY sent and not yet followed by HPPI, ACK or PENDING: at
     /// most one is outstanding per vCPU (Protocol/PROTOCOL.md, 5).
     var notifyOutstanding: Set<VCPUSlot> = []
+    /// The VM this session's last request found attached: requests mostly name the same VM. A
+    /// connection leaves a VM only when it closes, so the entry is good until the VM is removed.
+    var lastVM: ServerVM?
     /// The last event sequence number sent (events count from 1).
     private var eventSequence: UInt32 = 0
 
