@@ -45,6 +45,31 @@ extension Server {
         dispatch(frame, fds: fds, session: session, failing: { fail($0, detail: $1, $2) }, finishing: done)
     }
 
+    /// The loop's fast path for a NO_REPLY INJECT (``Connection/onInject``): what ``handle(_:fds:session:)``
+    /// does for one, without a `Frame`. Returns false, having done nothing, when the request needs
+    /// the general path: before HELLO or AUTHENTICATE, or when it names a VM the session is not
+    /// attached to (whose error the general path reports).
+    func injectWithoutReply(_ request: InjectRequest, session: Session) -> Bool {
+        guard session.hello != nil, unauthenticated.isEmpty || !unauthenticated.contains(session.connection.id),
+              let vm = attachedVM(request.vm, session)
+        else { return false }
+        counters.requests &+= 1
+        let before = vm.operations.itemsQueued
+        let device = DeviceID(request.device.rawValue)
+        let result = vm.its.signal(device, EventID(request.event.rawValue), redistributors: &vm.operations)
+        vm.msis.count(device, injected: result.isSuccess, from: .inject)
+        markDirty(vm)
+        chargeLaneWork(vm, vm.operations.itemsQueued - before, to: session)
+        if case .failure(let failure) = result {
+            counters.errorReplies &+= 1
+            if session.capabilities.contains(.errorReports) {
+                let status: WireStatus = failure == .disabled ? .itsDisabled : .translationBlocked
+                session.reply(Frame(.error(.inject, ErrorReport(status)), id: request.messageID))
+            }
+        }
+        return true
+    }
+
     /// The VM of a request that may carry NO_REPLY.
     static func vmOfNoReplyRequest(_ message: Message) -> VMID? {
         switch message {

@@ -175,6 +175,10 @@ public final class Server {
         connection.onFrame = { [unowned self, weak session] _, frame, fds in
             if let session { self.handle(frame, fds: fds, session: session) } else { fds.forEach { _ = close($0) } }
         }
+        connection.onInject = { [unowned self, weak session] _, request in
+            guard let session else { return false }
+            return self.injectWithoutReply(request, session: session)
+        }
         connection.onFramesHandled = { [unowned self] _ in self.flushLaneWork() }
         connection.onClose = { [unowned self] connection in
             self.sessions[connection.id] = nil
