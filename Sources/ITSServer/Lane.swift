@@ -150,8 +150,7 @@ final class LaneState {
 
     private func flushOutgoing() {
         if !outgoing.isEmpty {
-            replies.post(contentsOf: outgoing)
-            outgoing.removeAll(keepingCapacity: true)
+            replies.post(moving: &outgoing)
         }
     }
 

@@ -50,7 +50,7 @@ public struct LaneRedistributors: RedistributorOperations {
 
     /// Queues an item for the lane owning `vcpu` in order with the LPI operations. A batch starts
     /// with the time its first item was queued: where inject-to-acknowledge latencies start.
-    public mutating func queue(_ work: LaneWork, for vcpu: VCPUIndex) {
+    public mutating func queue(_ work: consuming LaneWork, for vcpu: VCPUIndex) {
         let lane = lanes.laneIndex(of: vcpu)
         if batches[lane].isEmpty { batches[lane].append(.clock(uv_hrtime())) }
         batches[lane].append(work)
@@ -74,8 +74,7 @@ public struct LaneRedistributors: RedistributorOperations {
     /// Sends every batch to its lane.
     public mutating func flush() {
         for index in batches.indices where !batches[index].isEmpty {
-            lanes.lanes[index].submit(contentsOf: batches[index])
-            batches[index].removeAll(keepingCapacity: true)
+            lanes.lanes[index].submit(moving: &batches[index])
         }
     }
 
