@@ -156,7 +156,14 @@ final class LaneState {
 
     func handle(_ batch: inout [LaneWork]) {
         batchClock = nil
-        for work in batch {
+        var index = 0
+        while index < batch.count {
+            if case let .lpi(vm, vcpu, .setPending) = batch[index] {
+                index = setPendingRun(batch, from: index, vm: vm, vcpu: vcpu)
+                continue
+            }
+            let work = batch[index]
+            index += 1
             switch work {
             case let .attach(vm, memory, redistributors):
                 if let state = vms[vm] {
@@ -206,6 +213,25 @@ final class LaneState {
         let result = body(&box.value, state.memory, &edges)
         for edge in edges.vcpus { notify(state, vm: vm, vcpu: edge) }
         return result
+    }
+
+    /// Sets pending the LPIs of the run of ``LPIOperation/setPending(_:)`` items for `vcpu` of `vm`
+    /// that starts at `start` (a burst of MSIs to one vCPU), with one lookup of its redistributor;
+    /// returns the index past the run. As ``perform(_:vm:vcpu:)`` would, item by item.
+    private func setPendingRun(_ batch: [LaneWork], from start: Int, vm: VMKey, vcpu: VCPUIndex) -> Int {
+        guard let state = laneVM(vm), let box = state.redistributor(vcpu) else { return start + 1 }
+        var edges = EdgeCollector()
+        var end = start
+        while end < batch.count, case let .lpi(itemVM, itemVCPU, .setPending(intid)) = batch[end], itemVM == vm, itemVCPU == vcpu {
+            if box.value.setPending(intid, sink: &edges) == .madePending {
+                let now = batchClock ?? uv_hrtime()
+                batchClock = now
+                state.pendingSince[Self.latencyKey(vcpu, intid)] = now
+            }
+            end += 1
+        }
+        for edge in edges.vcpus { notify(state, vm: vm, vcpu: edge) }
+        return end
     }
 
     /// The vCPU has something to take: write its notify eventfd and tell the loop.
