@@ -317,8 +317,9 @@ extension Server {
     {
         let slot: UInt64? = frame.noReply ? nil : session.reserveSlot()
         let id = frame.messageID
-        let ticket = ticket { [weak session] reply in
-            guard let session, let slot else { return }
+        let connection = session.connection.id
+        let ticket = ticket { [unowned self] reply in
+            guard let session = self.sessions[connection], let slot else { return }
             session.fill(slot, with: Frame(answer(reply), id: id))
         }
         let index = VCPUIndex(vcpu.rawValue)

@@ -59,8 +59,9 @@ extension Server {
             session.reply(Frame(page(.collections(entries), next: next), id: frame.messageID))
         case .lpis:
             let slot = session.reserveSlot()
-            dumpLPIs(vm, from: start, limit: limit, gathered: []) { [weak session] entries, next in
-                session?.fill(slot, with: Frame(page(.lpis(entries), next: next), id: frame.messageID))
+            let connection = session.connection.id
+            dumpLPIs(vm, from: start, limit: limit, gathered: []) { [unowned self] entries, next in
+                self.sessions[connection]?.fill(slot, with: Frame(page(.lpis(entries), next: next), id: frame.messageID))
             }
         }
     }

@@ -78,12 +78,13 @@ extension Server {
         var outstanding = lanes.lanes.count
         let id = frame.messageID
         let memory = vm.memory
+        let connection = session.connection.id
         for lane in lanes.lanes {
-            let barrier = ticket { [weak session] _ in
+            let barrier = ticket { [unowned self] _ in
                 outstanding -= 1
                 guard outstanding == 0 else { return }
                 memory.unmap(region)
-                if let session, let slot { session.fill(slot, with: Frame(.done(.removeMemRegion), id: id)) }
+                if let session = self.sessions[connection], let slot { session.fill(slot, with: Frame(.done(.removeMemRegion), id: id)) }
             }
             lane.submit(.barrier(ticket: barrier))
         }

@@ -31,9 +31,10 @@ extension Server {
         guard !vm.commandsHeld else { return fail(.busy, 0, "a snapshot of this VM is being captured") }
         transfers.readings[vm.key] = nil
         let slot = session.reserveSlot()
-        vm.captureWaiting = { [weak self, weak session, weak transfers, unowned vm] in
+        let connection = session.connection.id
+        vm.captureWaiting = { [weak self, weak transfers, unowned vm] in
             self?.capture(vm) { [weak self] image in
-                guard let self, let session, let transfers else { return }
+                guard let self, let session = self.sessions[connection], let transfers else { return }
                 guard !image.isEmpty else {
                     return session.fill(slot, with: Frame(.error(.snapshotVM, ErrorReport(.noSuchVM, detail: id.rawValue)), id: frame.messageID))
                 }

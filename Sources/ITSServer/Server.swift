@@ -171,14 +171,13 @@ public final class Server {
                               isOperator: transport == .unixStream && configuration.operatorUIDs.contains(peer.uid))
         sessions[id] = session
         configuration.logger.debug("connection \(id) from pid \(peer.pid) uid \(peer.uid) gid \(peer.gid)")
-        // The closures hold the session weakly: the session owns the connection, which owns them.
-        connection.onFrame = { [unowned self, weak session] _, frame, fds in
-            if let session { self.handle(frame, fds: fds, session: session) } else { fds.forEach { _ = close($0) } }
-        }
-        connection.onInject = { [unowned self, weak session] _, request in
-            guard let session else { return false }
-            return self.injectWithoutReply(request, session: session)
-        }
+        // The closures hold the session unowned: the session owns the connection, which owns them,
+        // and a connection hands on frames only while open, when its session is in `sessions`.
+        // Nothing holds a session weakly (closures that outlive a request look it up by connection
+        // id): a weak reference would move its reference counting to a side table, slower on every
+        // request.
+        connection.onFrame = { [unowned self, unowned session] _, frame, fds in self.handle(frame, fds: fds, session: session) }
+        connection.onInject = { [unowned self, unowned session] _, request in self.injectWithoutReply(request, session: session) }
         connection.onFramesHandled = { [unowned self] _ in self.flushLaneWork() }
         connection.onClose = { [unowned self] connection in
             self.sessions[connection.id] = nil
@@ -222,12 +221,11 @@ public final class Server {
     /// `count` lane work items were queued to `vm`'s lanes for a NO_REPLY request of `session`.
     func chargeLaneWork(_ vm: ServerVM, _ count: Int, to session: Session) {
         guard count > 0 else { return }
-        // Consecutive requests of one session add to one charge: a charge holds its session weakly,
-        // and a weak reference made per request costs more than the request.
+        // Consecutive requests of one session add to one charge.
         if let last = vm.laneWorkCharges.indices.last, vm.laneWorkCharges[last].connection == session.connection.id {
             vm.laneWorkCharges[last].count += count
         } else {
-            vm.laneWorkCharges.append(LaneWorkCharge(session: session, connection: session.connection.id, count: count))
+            vm.laneWorkCharges.append(LaneWorkCharge(connection: session.connection.id, count: count))
         }
         if session.laneWorkQueued(count) { counters.laneWorkHolds &+= 1 }
         counters.laneWorkPeak = max(counters.laneWorkPeak, session.laneWorkUnanswered)
@@ -249,7 +247,7 @@ public final class Server {
     }
 
     private func releaseLaneWork(_ charges: [LaneWorkCharge]) {
-        for charge in charges { charge.session?.laneWorkDone(charge.count) }
+        for charge in charges { sessions[charge.connection]?.laneWorkDone(charge.count) }
     }
 
     /// A ticket for a lane request; `completion` runs on the loop thread with the reply.
@@ -348,8 +346,7 @@ public final class Server {
 
 /// Lane work queued for one session's NO_REPLY requests, not yet covered by a barrier.
 struct LaneWorkCharge {
-    weak var session: Session?
-    /// The session's connection id, to tell whose charge this is without loading the reference.
+    /// The connection of the session charged (its session is looked up when the charge is released).
     var connection: UInt64
     var count: Int
 }
