@@ -93,8 +93,8 @@ extension Server {
         guard vcpu < vcpuCount, gathered.count < limit else { return done(gathered, vcpu < vcpuCount ? position : nil) }
         let index = VCPUIndex(UInt16(vcpu))
         let from = INTID(UInt32(truncatingIfNeeded: position))
-        let ticket = ticket { [weak self, weak vm] reply in
-            guard let self, let vm, case let .lpis(listed, next) = reply else { return done(gathered, nil) }
+        let ticket = ticket { [weak self, key = vm.key] reply in
+            guard let self, let vm = self.registry.vms[key], case let .lpis(listed, next) = reply else { return done(gathered, nil) }
             var page = gathered
             page += listed.map {
                 DumpLPI(intid: Wire.INTID(rawValue: $0.intid.rawValue), priority: $0.config.priority.rawValue,

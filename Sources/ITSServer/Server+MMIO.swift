@@ -54,10 +54,10 @@ extension Server {
             guard access.offset < Self.rdBaseSize else { return reply(value == nil ? .mmioReadReply(value: 0) : .done(opcode)) }
             if let value {
                 laneRequest(vm, vcpu, .mmioWrite(offset: access.offset, width: width, value: value), session: session,
-                            frame: frame) { [weak vm] laneReply in
+                            frame: frame) { [unowned self, key = vm.key] laneReply in
                     guard case let .mmioWrite(ignored, disabledLPIs) = laneReply else { return .done(opcode) }
                     // EnableLPIs 1 -> 0 invalidates the ITS's translations, as KVM does.
-                    if disabledLPIs { vm?.its.invalidateTranslations(.all) }
+                    if disabledLPIs { self.registry.vms[key]?.its.invalidateTranslations(.all) }
                     return answer(ignored.map { .failure($0) } ?? .success(0))
                 }
             } else {

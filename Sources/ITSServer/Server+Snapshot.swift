@@ -72,10 +72,12 @@ extension Server {
         var outstanding = count
         for vcpu in 0 ..< count {
             let index = VCPUIndex(UInt16(vcpu))
-            let ticket = ticket { [weak self, weak vm] reply in
+            let ticket = ticket { [weak self, key = vm.key] reply in
                 if case .redistributor(let redistributor) = reply { redistributors[vcpu] = redistributor.snapshot() }
                 outstanding -= 1
-                guard outstanding == 0, let self, let vm else { return }
+                guard outstanding == 0, let self else { return }
+                // A VM destroyed meanwhile: no image.
+                guard let vm = self.registry.vms[key] else { return done([]) }
                 vm.capturing = false
                 self.resumeITSWork(vm)
                 // A VM destroyed meanwhile answers .gone: its image would be incomplete.

@@ -173,9 +173,9 @@ public final class Server {
         configuration.logger.debug("connection \(id) from pid \(peer.pid) uid \(peer.uid) gid \(peer.gid)")
         // The closures hold the session unowned: the session owns the connection, which owns them,
         // and a connection hands on frames only while open, when its session is in `sessions`.
-        // Nothing holds a session weakly (closures that outlive a request look it up by connection
-        // id): a weak reference would move its reference counting to a side table, slower on every
-        // request.
+        // Nothing holds a session or a VM weakly (closures that outlive a request look them up by
+        // connection id or VM key): a weak reference would move the object's reference counting to
+        // a side table, slower on every request.
         connection.onFrame = { [unowned self, unowned session] _, frame, fds in self.handle(frame, fds: fds, session: session) }
         connection.onInject = { [unowned self, unowned session] _, request in self.injectWithoutReply(request, session: session) }
         connection.onFramesHandled = { [unowned self] _ in self.flushLaneWork() }
