@@ -107,5 +107,10 @@ final class Session {
     }
 
     /// Answers a request at once, in order behind any reply still owed.
-    func reply(_ frame: Frame) { fill(reserveSlot(), with: frame) }
+    func reply(_ frame: Frame) {
+        guard slots.isEmpty else { return fill(reserveSlot(), with: frame) }
+        // Nothing owed before it: out at once, without a slot whose reservation would raise the
+        // in-flight hold (and so change the connection's poll interest) only to drop it again.
+        connection.send(frame)
+    }
 }
