@@ -1,6 +1,16 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+/// The release build of the hot path (the MSI path on the loop and the lanes) does without run-time
+/// exclusivity checks: callgrind counted them at about a third of itsd's instructions per MSI
+/// (`swift_beginAccess` and its thread-local lookups, 500 to 4,000 per MSI; BENCHMARKS.md, "Where
+/// the time goes"). Every state they would check is confined to one thread (the loop or one lane),
+/// the compiler still checks accesses statically, and the debug build, `swift test` and
+/// `make test-race` keep the dynamic checks.
+let releaseWithoutDynamicExclusivity: [SwiftSetting] = [
+    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+]
+
 let package = Package(
     name: "itsd",
     products: [
@@ -21,7 +31,7 @@ let package = Package(
     ],
     targets: [
         // Pure architectural state of the GICv3 ITS and LPIs: standard library only.
-        .target(name: "ITSModel"),
+        .target(name: "ITSModel", swiftSettings: releaseWithoutDynamicExclusivity),
         // Frames <-> messages of the itsd wire protocol (Protocol/PROTOCOL.md): standard library only.
         .target(name: "ITSWire"),
         // libuv 1.44 from Debian's libuv1-dev.
@@ -37,7 +47,7 @@ let package = Package(
             "ITSModel", "ITSWire", "CLibUV", "CITSSupport",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Histogram", package: "hdrhistogram-swift"),
-        ]),
+        ], swiftSettings: releaseWithoutDynamicExclusivity),
         .executableTarget(name: "itsd", dependencies: [
             "ITSServer", "CLibUV", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"), .product(name: "TOMLKit", package: "TOMLKit"),

@@ -38,6 +38,10 @@ public final class Connection {
     public var decoder: FrameDecoder
     /// Called with each decoded frame and the descriptors that came with it (now the handler's).
     public var onFrame: (Connection, Frame, [Int32]) -> Void = { _, _, fds in fds.forEach { _ = Glibc.close($0) } }
+    /// Called with a NO_REPLY INJECT frame recognised by its length, opcode and flags and read
+    /// straight from the receive buffer, before the general decoder: returns false to leave the
+    /// frame to the decoder and ``onFrame`` (which then answers any error it finds).
+    public var onInject: ((Connection, InjectRequest) -> Bool)?
     /// Called once when the connection has closed.
     public var onClose: (Connection) -> Void = { _ in }
     /// Called after a read's frames have all been handed on: the owner sends what they queued.
@@ -269,6 +273,12 @@ public final class Connection {
                 let length = input.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: inputStart, as: UInt32.self)) }
                 frameEnd = streamOffset + Int(length)
             }
+            if let onInject, available >= InjectRequest.frameLength, frameEnd - streamOffset == InjectRequest.frameLength,
+               arrivedFDs.isEmpty, let request = InjectRequest(input, at: inputStart), onInject(self, request)
+            {
+                advance(InjectRequest.frameLength)
+                continue
+            }
             let fdCount = arrivedFDs.prefix { $0.end <= frameEnd }.reduce(0) { $0 + $1.fds.count }
             switch decoder.decode(input[inputStart ..< inputEnd], fdCount: fdCount) {
             case .needMoreData:
@@ -328,5 +338,36 @@ public final class Connection {
         arrivedFDs.removeAll()
         Glibc.close(fd)
         onClose(self)
+    }
+}
+
+/// A NO_REPLY INJECT frame (Protocol/PROTOCOL.md, 6.10) as the loop's fast path reads it from a
+/// receive buffer: the header says INJECT with NO_REPLY and nothing else, status and the reserved
+/// word are zero. Anything else is not one, and goes through the general decoder.
+public struct InjectRequest: Hashable, Sendable {
+    public static let frameLength = InjectEncoding.injectFrameLength
+    public var messageID: MessageID
+    public var vm: VMID
+    public var device: Wire.DeviceID
+    public var event: Wire.EventID
+
+    /// Reads the frame at `offset` of `bytes` if it is one.
+    /// - Precondition: `offset + frameLength <= bytes.count`.
+    @inline(__always)
+    init?(_ bytes: [UInt8], at offset: Int) {
+        precondition(offset >= 0 && offset + Self.frameLength <= bytes.count)
+        let fields = bytes.withUnsafeBytes { raw in
+            // SAFETY: the precondition puts the 32 bytes at `offset` inside `raw`; loadUnaligned
+            // needs no alignment.
+            func word(_ at: Int) -> UInt32 { UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + at, as: UInt32.self)) }
+            return (word(0), word(4), word(8), word(12), word(16), word(20), word(24), word(28))
+        }
+        let (length, opcodeAndFlags, id, status, vm, device, event, reserved) = fields
+        let expected = UInt32(Opcode.inject.rawValue) | UInt32(FrameFlags.noReply.rawValue) << 16
+        guard length == UInt32(Self.frameLength), opcodeAndFlags == expected, status == 0, reserved == 0 else { return nil }
+        messageID = MessageID(id)
+        self.vm = VMID(rawValue: vm)
+        self.device = Wire.DeviceID(rawValue: device)
+        self.event = Wire.EventID(rawValue: event)
     }
 }

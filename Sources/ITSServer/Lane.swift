@@ -35,11 +35,20 @@ public final class LaneGroup: Sendable {
     public func stop() { lanes.forEach { $0.stop() } }
 }
 
+/// One redistributor on its lane, boxed so that an operation mutates it in place: a value kept in
+/// a collection would be copied out and back by the optional access around each operation.
+/// - Context: the lane owning the vCPU.
+final class LaneRedistributor {
+    var value: Redistributor
+    init(_ value: Redistributor) { self.value = value }
+}
+
 /// One VM as one lane sees it.
 final class LaneVM {
     let memory: MappedGuestMemory
-    /// The redistributors of the vCPUs this lane owns, by vCPU index.
-    var redistributors: [UInt16: Redistributor]
+    /// The redistributors of the vCPUs this lane owns, indexed by vCPU index (nil for the vCPUs
+    /// of other lanes).
+    private(set) var redistributors: [LaneRedistributor?] = []
     var notifyFDs: [UInt16: Int32] = [:]
     /// When each pending LPI became pending (uv_hrtime), keyed by vCPU << 32 | INTID: the start
     /// of its inject-to-acknowledge latency. An entry whose LPI stopped being pending otherwise
@@ -50,10 +59,25 @@ final class LaneVM {
 
     init(memory: MappedGuestMemory, redistributors: [Redistributor]) {
         self.memory = memory
-        var byVCPU: [UInt16: Redistributor] = [:]
-        for redistributor in redistributors { byVCPU[redistributor.vcpu.rawValue] = redistributor }
-        self.redistributors = byVCPU
+        redistributors.forEach { own($0) }
     }
+
+    /// The redistributor of `vcpu`, if this lane owns it.
+    @inline(__always)
+    func redistributor(_ vcpu: VCPUIndex) -> LaneRedistributor? {
+        let index = Int(vcpu.rawValue)
+        return index < redistributors.count ? redistributors[index] : nil
+    }
+
+    /// Takes `redistributor` on, replacing any this lane had for its vCPU.
+    func own(_ redistributor: Redistributor) {
+        let index = Int(redistributor.vcpu.rawValue)
+        if index >= redistributors.count { redistributors += Array(repeating: nil, count: index + 1 - redistributors.count) }
+        redistributors[index] = LaneRedistributor(redistributor)
+    }
+
+    /// Every redistributor this lane owns, by vCPU.
+    var owned: [LaneRedistributor] { redistributors.compactMap { $0 } }
 
     deinit { notifyFDs.values.forEach { _ = close($0) } }
 }
@@ -67,7 +91,11 @@ struct EdgeCollector: LPIDeliverySink {
 /// The state of one lane, confined to its thread.
 final class LaneState {
     let replies: Mailbox<LoopWork>
-    var vms: [VMKey: LaneVM] = [:]
+    var vms: [VMKey: LaneVM] = [:] {
+        didSet { lastVM = nil }
+    }
+    /// The VM the last lookup found: the items of a batch mostly name the same VM.
+    private var lastVM: (key: VMKey, state: LaneVM)?
     private var outgoing: [LoopWork] = []
     /// Redistributors with background work (an INVALL sweep, a pending-table load), done one
     /// budget per loop turn so that one vCPU's sweep never holds the others on this lane.
@@ -122,18 +150,24 @@ final class LaneState {
 
     private func flushOutgoing() {
         if !outgoing.isEmpty {
-            replies.post(contentsOf: outgoing)
-            outgoing.removeAll(keepingCapacity: true)
+            replies.post(moving: &outgoing)
         }
     }
 
     func handle(_ batch: inout [LaneWork]) {
         batchClock = nil
-        for work in batch {
+        var index = 0
+        while index < batch.count {
+            if case let .lpi(vm, vcpu, .setPending) = batch[index] {
+                index = setPendingRun(batch, from: index, vm: vm, vcpu: vcpu)
+                continue
+            }
+            let work = batch[index]
+            index += 1
             switch work {
             case let .attach(vm, memory, redistributors):
                 if let state = vms[vm] {
-                    for redistributor in redistributors { state.redistributors[redistributor.vcpu.rawValue] = redistributor }
+                    redistributors.forEach { state.own($0) }
                 } else {
                     vms[vm] = LaneVM(memory: memory, redistributors: redistributors)
                 }
@@ -160,16 +194,44 @@ final class LaneState {
         flushOutgoing()
     }
 
-    /// Runs `body` on the redistributor of `vcpu` of `vm`, then reports edges. Returns nil when the
-    /// VM or vCPU is not here.
+    /// The lane's state of `vm`, if it has any.
+    @inline(__always)
+    private func laneVM(_ vm: VMKey) -> LaneVM? {
+        if let last = lastVM, last.key == vm { return last.state }
+        guard let state = vms[vm] else { return nil }
+        lastVM = (vm, state)
+        return state
+    }
+
+    /// Runs `body` on the redistributor of `vcpu` of `vm`, in place, then reports edges. Returns
+    /// nil when the VM or vCPU is not here.
     private func withRedistributor<R>(_ vm: VMKey, _ vcpu: VCPUIndex,
                                       _ body: (inout Redistributor, MappedGuestMemory, inout EdgeCollector) -> R) -> R?
     {
-        guard let state = vms[vm], state.redistributors[vcpu.rawValue] != nil else { return nil }
+        guard let state = laneVM(vm), let box = state.redistributor(vcpu) else { return nil }
         var edges = EdgeCollector()
-        let result = body(&state.redistributors[vcpu.rawValue]!, state.memory, &edges)
+        let result = body(&box.value, state.memory, &edges)
         for edge in edges.vcpus { notify(state, vm: vm, vcpu: edge) }
         return result
+    }
+
+    /// Sets pending the LPIs of the run of ``LPIOperation/setPending(_:)`` items for `vcpu` of `vm`
+    /// that starts at `start` (a burst of MSIs to one vCPU), with one lookup of its redistributor;
+    /// returns the index past the run. As ``perform(_:vm:vcpu:)`` would, item by item.
+    private func setPendingRun(_ batch: [LaneWork], from start: Int, vm: VMKey, vcpu: VCPUIndex) -> Int {
+        guard let state = laneVM(vm), let box = state.redistributor(vcpu) else { return start + 1 }
+        var edges = EdgeCollector()
+        var end = start
+        while end < batch.count, case let .lpi(itemVM, itemVCPU, .setPending(intid)) = batch[end], itemVM == vm, itemVCPU == vcpu {
+            if box.value.setPending(intid, sink: &edges) == .madePending {
+                let now = batchClock ?? uv_hrtime()
+                batchClock = now
+                state.pendingSince[Self.latencyKey(vcpu, intid)] = now
+            }
+            end += 1
+        }
+        for edge in edges.vcpus { notify(state, vm: vm, vcpu: edge) }
+        return end
     }
 
     /// The vCPU has something to take: write its notify eventfd and tell the loop.
@@ -229,12 +291,12 @@ final class LaneState {
     private func notePending(_ intid: INTID, vm: VMKey, vcpu: VCPUIndex) {
         let now = batchClock ?? uv_hrtime()
         batchClock = now
-        vms[vm]?.pendingSince[Self.latencyKey(vcpu, intid)] = now
+        laneVM(vm)?.pendingSince[Self.latencyKey(vcpu, intid)] = now
     }
 
     /// An LPI was acknowledged: its latency ends now.
     private func noteAcknowledged(_ intid: INTID, vm: VMKey, vcpu: VCPUIndex) {
-        guard let state = vms[vm], let since = state.pendingSince.removeValue(forKey: Self.latencyKey(vcpu, intid)) else { return }
+        guard let state = laneVM(vm), let since = state.pendingSince.removeValue(forKey: Self.latencyKey(vcpu, intid)) else { return }
         let now = uv_hrtime()
         if state.latency == nil { state.latency = StatsReportBuilder.makeLatencyHistogram() }
         _ = state.latency?.record(min(now >= since ? now - since : 0, StatsReportBuilder.latencyCeiling))
@@ -245,7 +307,8 @@ final class LaneState {
         var result = LaneStatistics(idleNanoseconds: loop.idleTimeNanoseconds, vcpus: [],
                                     latency: StatsReportBuilder.makeLatencyHistogram())
         for (key, state) in vms where vm == nil || vm == key {
-            for redistributor in state.redistributors.values {
+            for box in state.owned {
+                let redistributor = box.value
                 result.vcpus.append(VCPUStatistics(vm: key, vcpu: redistributor.vcpu, counters: redistributor.counters,
                                                    pending: redistributor.pendingCount, lpis: redistributor.lpis.count))
             }

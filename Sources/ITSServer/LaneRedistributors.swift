@@ -33,11 +33,14 @@ public struct LaneRedistributors: RedistributorOperations {
     public private(set) var itemsQueued = 0
     /// Lanes queued to since the last ``queueBarriers(_:)``.
     private var touched: [Bool]
+    /// `lanes.lanes.count`, kept here: vCPU n goes to lane n % laneCount (``LaneGroup/laneIndex(of:)``).
+    private let laneCount: Int
 
     public init(vm: VMKey, vcpuCount: Int, lanes: LaneGroup) {
         self.vm = vm
         self.vcpuCount = vcpuCount
         self.lanes = lanes
+        laneCount = lanes.lanes.count
         batches = Array(repeating: [], count: lanes.lanes.count)
         touched = Array(repeating: false, count: lanes.lanes.count)
         backgroundWork = Array(repeating: 0, count: vcpuCount)
@@ -50,11 +53,11 @@ public struct LaneRedistributors: RedistributorOperations {
 
     /// Queues an item for the lane owning `vcpu` in order with the LPI operations. A batch starts
     /// with the time its first item was queued: where inject-to-acknowledge latencies start.
-    public mutating func queue(_ work: LaneWork, for vcpu: VCPUIndex) {
-        let lane = lanes.laneIndex(of: vcpu)
+    public mutating func queue(_ work: consuming LaneWork, for vcpu: VCPUIndex) {
+        let lane = Int(vcpu.rawValue) % laneCount
         if batches[lane].isEmpty { batches[lane].append(.clock(uv_hrtime())) }
         batches[lane].append(work)
-        touched[lane] = true
+        if !touched[lane] { touched[lane] = true }
         itemsQueued &+= 1
     }
 
@@ -74,8 +77,7 @@ public struct LaneRedistributors: RedistributorOperations {
     /// Sends every batch to its lane.
     public mutating func flush() {
         for index in batches.indices where !batches[index].isEmpty {
-            lanes.lanes[index].submit(contentsOf: batches[index])
-            batches[index].removeAll(keepingCapacity: true)
+            lanes.lanes[index].submit(moving: &batches[index])
         }
     }
 

@@ -60,6 +60,12 @@ public final class LoopThread<Item: Sendable>: @unchecked Sendable {
     /// Queues a batch. - Context: any thread.
     public func submit(contentsOf items: [Item]) { mailbox?.post(contentsOf: items) }
 
+    /// Queues a batch, leaving `items` empty; into an empty queue it moves without a copy.
+    /// - Context: any thread.
+    public func submit(moving items: inout [Item]) {
+        if let mailbox { mailbox.post(moving: &items) } else { items.removeAll(keepingCapacity: true) }
+    }
+
     /// Processes what is queued, then ends the thread and waits for it. Nothing may be submitted
     /// after this is called. - Context: any other thread, once.
     public func stop() {

@@ -42,6 +42,12 @@ public final class Mailbox<Item: Sendable>: @unchecked Sendable {
         if queue.append(contentsOf: items) { wake() }
     }
 
+    /// Queues a batch, leaving `items` empty (moved whole into an empty queue), and wakes the
+    /// consumer if the queue was empty. - Context: any thread.
+    public func post(moving items: inout [Item]) {
+        if queue.append(moving: &items) { wake() }
+    }
+
     /// Wakes the consumer even when nothing is queued (to make it look at other state).
     /// - Context: any thread.
     public func wakeEvenIfEmpty() { wake() }

@@ -37,14 +37,37 @@ extension Server {
         }
 
         // NO_REPLY requests queue lane work nothing answers: charged to the session, bounded.
-        if frame.noReply, let id = Self.vmOfNoReplyRequest(frame.message), let vm = registry.vms[VMKey(id.rawValue)],
-           vm.attached.contains(session.connection.id)
-        {
+        if frame.noReply, let id = Self.vmOfNoReplyRequest(frame.message), let vm = attachedVM(id, session) {
             let before = vm.operations.itemsQueued
             defer { chargeLaneWork(vm, vm.operations.itemsQueued - before, to: session) }
             return dispatch(frame, fds: fds, session: session, failing: { fail($0, detail: $1, $2) }, finishing: done)
         }
         dispatch(frame, fds: fds, session: session, failing: { fail($0, detail: $1, $2) }, finishing: done)
+    }
+
+    /// The loop's fast path for a NO_REPLY INJECT (``Connection/onInject``): what ``handle(_:fds:session:)``
+    /// does for one, without a `Frame`. Returns false, having done nothing, when the request needs
+    /// the general path: before HELLO or AUTHENTICATE, or when it names a VM the session is not
+    /// attached to (whose error the general path reports).
+    func injectWithoutReply(_ request: InjectRequest, session: Session) -> Bool {
+        guard session.hello != nil, unauthenticated.isEmpty || !unauthenticated.contains(session.connection.id),
+              let vm = attachedVM(request.vm, session)
+        else { return false }
+        counters.requests &+= 1
+        let before = vm.operations.itemsQueued
+        let device = DeviceID(request.device.rawValue)
+        let result = vm.its.signal(device, EventID(request.event.rawValue), redistributors: &vm.operations)
+        vm.msis.count(device, injected: result.isSuccess, from: .inject)
+        markDirty(vm)
+        chargeLaneWork(vm, vm.operations.itemsQueued - before, to: session)
+        if case .failure(let failure) = result {
+            counters.errorReplies &+= 1
+            if session.capabilities.contains(.errorReports) {
+                let status: WireStatus = failure == .disabled ? .itsDisabled : .translationBlocked
+                session.reply(Frame(.error(.inject, ErrorReport(status)), id: request.messageID))
+            }
+        }
+        return true
     }
 
     /// The VM of a request that may carry NO_REPLY.
@@ -150,7 +173,7 @@ extension Server {
             guard let vm = attachedVM(id, session, fail) else { return }
             let result = vm.its.signal(DeviceID(device.rawValue), EventID(event.rawValue), redistributors: &vm.operations)
             vm.msis.count(DeviceID(device.rawValue), injected: result.isSuccess, from: .inject)
-            dirty.insert(vm.key)
+            markDirty(vm)
             switch result {
             case .success: done(.done(.inject))
             case .failure(.disabled): fail(.itsDisabled)
@@ -170,7 +193,7 @@ extension Server {
                 vm.msis.count(device, injected: result.isSuccess, from: .injectBatch)
                 if result.isSuccess { injected += 1 } else { blocked += 1 }
             }
-            dirty.insert(vm.key)
+            markDirty(vm)
             if frame.noReply {
                 if blocked > 0 { fail(.translationBlocked, detail: blocked) }
             } else {
@@ -253,12 +276,23 @@ extension Server {
 
     /// The VM `id` names if this session is attached to it; otherwise answers with the failure.
     func attachedVM(_ id: VMID, _ session: Session, _ fail: (WireStatus, UInt32, String) -> Void) -> ServerVM? {
+        if let vm = attachedVM(id, session) { return vm }
         switch registry.vm(VMKey(id.rawValue), for: session.connection.id) {
         case .success(let vm): return vm
         case .failure(let failure):
             fail(status(of: failure), id.rawValue, "")
             return nil
         }
+    }
+
+    /// The VM `id` names if this session is attached to it, from the session's cache when it
+    /// names the VM of the session's last request.
+    @inline(__always)
+    func attachedVM(_ id: VMID, _ session: Session) -> ServerVM? {
+        if let vm = session.lastVM, vm.key.rawValue == id.rawValue, !vm.isRemoved { return vm }
+        guard case .success(let vm) = registry.vm(VMKey(id.rawValue), for: session.connection.id) else { return nil }
+        session.lastVM = vm
+        return vm
     }
 
     func status(of failure: VMRegistry.Failure) -> WireStatus {
@@ -283,12 +317,13 @@ extension Server {
     {
         let slot: UInt64? = frame.noReply ? nil : session.reserveSlot()
         let id = frame.messageID
-        let ticket = ticket { [weak session] reply in
-            guard let session, let slot else { return }
+        let connection = session.connection.id
+        let ticket = ticket { [unowned self] reply in
+            guard let session = self.sessions[connection], let slot else { return }
             session.fill(slot, with: Frame(answer(reply), id: id))
         }
         let index = VCPUIndex(vcpu.rawValue)
         vm.operations.queue(.request(vm.key, index, request, ticket: ticket), for: index)
-        dirty.insert(vm.key)
+        markDirty(vm)
     }
 }

@@ -59,8 +59,9 @@ extension Server {
             session.reply(Frame(page(.collections(entries), next: next), id: frame.messageID))
         case .lpis:
             let slot = session.reserveSlot()
-            dumpLPIs(vm, from: start, limit: limit, gathered: []) { [weak session] entries, next in
-                session?.fill(slot, with: Frame(page(.lpis(entries), next: next), id: frame.messageID))
+            let connection = session.connection.id
+            dumpLPIs(vm, from: start, limit: limit, gathered: []) { [unowned self] entries, next in
+                self.sessions[connection]?.fill(slot, with: Frame(page(.lpis(entries), next: next), id: frame.messageID))
             }
         }
     }
@@ -92,8 +93,8 @@ extension Server {
         guard vcpu < vcpuCount, gathered.count < limit else { return done(gathered, vcpu < vcpuCount ? position : nil) }
         let index = VCPUIndex(UInt16(vcpu))
         let from = INTID(UInt32(truncatingIfNeeded: position))
-        let ticket = ticket { [weak self, weak vm] reply in
-            guard let self, let vm, case let .lpis(listed, next) = reply else { return done(gathered, nil) }
+        let ticket = ticket { [weak self, key = vm.key] reply in
+            guard let self, let vm = self.registry.vms[key], case let .lpis(listed, next) = reply else { return done(gathered, nil) }
             var page = gathered
             page += listed.map {
                 DumpLPI(intid: Wire.INTID(rawValue: $0.intid.rawValue), priority: $0.config.priority.rawValue,
@@ -103,6 +104,6 @@ extension Server {
             self.dumpLPIs(vm, from: following, limit: limit, gathered: page, done)
         }
         vm.operations.queue(.request(vm.key, index, .lpis(from: from, limit: limit - gathered.count), ticket: ticket), for: index)
-        dirty.insert(vm.key)
+        markDirty(vm)
     }
 }

@@ -28,7 +28,7 @@ extension Server {
                                               signal: { [unowned self, unowned vm] device, event in
                                                   let result = vm.its.signal(device, event, redistributors: &vm.operations)
                                                   vm.msis.count(device, injected: result.isSuccess, from: .irqfd)
-                                                  self.dirty.insert(vm.key)
+                                                  self.markDirty(vm)
                                                   self.flushLaneWork()
                                               })
         else {
@@ -51,7 +51,7 @@ extension Server {
         }
         if let mask {
             binding.setMasked(mask)
-            dirty.insert(vm.key)
+            markDirty(vm)
         } else {
             binding.close()
             vm.irqfds[pair] = nil

@@ -44,7 +44,7 @@ extension Server {
                     let blocked = vm.its.counters.translationsBlocked &+ vm.its.counters.translaterWritesIgnored != blockedBefore
                     vm.msis.count(DeviceID(deviceID), injected: !blocked, from: .translater)
                 }
-                dirty.insert(vm.key)
+                markDirty(vm)
                 reply(answer(ignored.map { .failure($0) } ?? .success(0)))
             } else {
                 reply(answer(vm.its.mmioRead(offset: access.offset, width: width)))
@@ -54,10 +54,10 @@ extension Server {
             guard access.offset < Self.rdBaseSize else { return reply(value == nil ? .mmioReadReply(value: 0) : .done(opcode)) }
             if let value {
                 laneRequest(vm, vcpu, .mmioWrite(offset: access.offset, width: width, value: value), session: session,
-                            frame: frame) { [weak vm] laneReply in
+                            frame: frame) { [unowned self, key = vm.key] laneReply in
                     guard case let .mmioWrite(ignored, disabledLPIs) = laneReply else { return .done(opcode) }
                     // EnableLPIs 1 -> 0 invalidates the ITS's translations, as KVM does.
-                    if disabledLPIs { vm?.its.invalidateTranslations(.all) }
+                    if disabledLPIs { self.registry.vms[key]?.its.invalidateTranslations(.all) }
                     return answer(ignored.map { .failure($0) } ?? .success(0))
                 }
             } else {
@@ -78,12 +78,13 @@ extension Server {
         var outstanding = lanes.lanes.count
         let id = frame.messageID
         let memory = vm.memory
+        let connection = session.connection.id
         for lane in lanes.lanes {
-            let barrier = ticket { [weak session] _ in
+            let barrier = ticket { [unowned self] _ in
                 outstanding -= 1
                 guard outstanding == 0 else { return }
                 memory.unmap(region)
-                if let session, let slot { session.fill(slot, with: Frame(.done(.removeMemRegion), id: id)) }
+                if let session = self.sessions[connection], let slot { session.fill(slot, with: Frame(.done(.removeMemRegion), id: id)) }
             }
             lane.submit(.barrier(ticket: barrier))
         }

@@ -32,9 +32,10 @@ extension Server {
         guard !vm.commandsHeld else { return fail(.busy, 0, "a snapshot of this VM is being captured") }
         transfers.readings[vm.key] = nil
         let slot = session.reserveSlot()
-        vm.captureWaiting = { [weak self, weak session, weak transfers, unowned vm] in
+        let connection = session.connection.id
+        vm.captureWaiting = { [weak self, weak transfers, unowned vm] in
             self?.capture(vm) { [weak self] image in
-                guard let self, let session, let transfers else { return }
+                guard let self, let session = self.sessions[connection], let transfers else { return }
                 guard !image.isEmpty else {
                     return session.fill(slot, with: Frame(.error(.snapshotVM, ErrorReport(.noSuchVM, detail: id.rawValue)), id: frame.messageID))
                 }
@@ -72,10 +73,12 @@ extension Server {
         var outstanding = count
         for vcpu in 0 ..< count {
             let index = VCPUIndex(UInt16(vcpu))
-            let ticket = ticket { [weak self, weak vm] reply in
+            let ticket = ticket { [weak self, key = vm.key] reply in
                 if case .redistributor(let redistributor) = reply { redistributors[vcpu] = redistributor.snapshot() }
                 outstanding -= 1
-                guard outstanding == 0, let self, let vm else { return }
+                guard outstanding == 0, let self else { return }
+                // A VM destroyed meanwhile: no image.
+                guard let vm = self.registry.vms[key] else { return done([]) }
                 vm.capturing = false
                 self.resumeITSWork(vm)
                 // A VM destroyed meanwhile answers .gone: its image would be incomplete.
@@ -84,7 +87,7 @@ extension Server {
             }
             vm.operations.queue(.request(vm.key, index, .snapshot, ticket: ticket), for: index)
         }
-        dirty.insert(vm.key)
+        markDirty(vm)
     }
 
     func restoreVM(_ chunk: SnapshotChunk, session: Session, frame: Frame, fail: (WireStatus, UInt32, String) -> Void) {
@@ -153,7 +156,7 @@ extension Server {
         for redistributor in redistributors {
             vm.operations.queue(.attach(vm.key, memory: vm.memory, redistributors: [redistributor]), for: redistributor.vcpu)
         }
-        dirty.insert(vm.key)
+        markDirty(vm)
         return .success(())
     }
 }

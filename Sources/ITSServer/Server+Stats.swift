@@ -25,13 +25,14 @@ extension Server {
         if let key, registry.vms[key] == nil { return fail(.noSuchVM, id.rawValue, "") }
         let slot: UInt64? = frame.noReply ? nil : session.reserveSlot()
         let messageID = frame.messageID
+        let connection = session.connection.id
         var outstanding = lanes.lanes.count
         var gathered: [Int: LaneStatistics] = [:]
         for (index, lane) in lanes.lanes.enumerated() {
-            let ticket = ticket { [weak self, weak session] reply in
+            let ticket = ticket { [weak self] reply in
                 outstanding -= 1
                 if case .statistics(let statistics) = reply { gathered[index] = statistics }
-                guard outstanding == 0, let self, let session, let slot else { return }
+                guard outstanding == 0, let self, let session = self.sessions[connection], let slot else { return }
                 let report = self.statsReport(key, lanes: gathered, includeSchema: includeSchema)
                 session.fill(slot, with: Frame(.statsReply(report), id: messageID))
             }

@@ -60,11 +60,8 @@ public final class Server {
     /// What to do with each reply a lane owes.
     var awaiting: [ReplyTicket: (LaneReply) -> Void] = [:]
     private var nextTicket: UInt64 = 1
-    /// VMs with operations queued for lanes since the last flush.
-    var dirty: Set<VMKey> = []
-    /// Per VM, the lane work queued for sessions' NO_REPLY requests since the last flush, released
-    /// by barriers queued behind it.
-    var laneWorkCharges: [VMKey: [LaneWorkCharge]] = [:]
+    /// VMs with operations queued for lanes since the last flush, each once (``ServerVM/isDirty``).
+    private var dirty: [ServerVM] = []
     private var graceTimer: TimerHandle?
     /// Runs ITS work left over from budgets, one budget per VM per turn.
     private var workTimer: TimerHandle?
@@ -157,6 +154,9 @@ public final class Server {
         for vm in registry.vms.values { vm.close() }
         graceTimer?.close()
         workTimer?.close()
+        // The VMs outlive the loop's handles (they go with the server): their eventfd polls close
+        // now, while the loop does, not when the VMs are freed after the loop has closed them.
+        for vm in registry.vms.values { vm.close() }
         lanes.stop()
         mailbox.close()
         loop.stop()
@@ -177,10 +177,13 @@ public final class Server {
                               isOperator: transport == .unixStream && configuration.operatorUIDs.contains(peer.uid))
         sessions[id] = session
         configuration.logger.debug("connection \(id) from pid \(peer.pid) uid \(peer.uid) gid \(peer.gid)")
-        // The closures hold the session weakly: the session owns the connection, which owns them.
-        connection.onFrame = { [unowned self, weak session] _, frame, fds in
-            if let session { self.handle(frame, fds: fds, session: session) } else { fds.forEach { _ = close($0) } }
-        }
+        // The closures hold the session unowned: the session owns the connection, which owns them,
+        // and a connection hands on frames only while open, when its session is in `sessions`.
+        // Nothing holds a session or a VM weakly (closures that outlive a request look them up by
+        // connection id or VM key): a weak reference would move the object's reference counting to
+        // a side table, slower on every request.
+        connection.onFrame = { [unowned self, unowned session] _, frame, fds in self.handle(frame, fds: fds, session: session) }
+        connection.onInject = { [unowned self, unowned session] _, request in self.injectWithoutReply(request, session: session) }
         connection.onFramesHandled = { [unowned self] _ in self.flushLaneWork() }
         connection.onClose = { [unowned self] connection in
             self.sessions[connection.id] = nil
@@ -197,12 +200,15 @@ public final class Server {
     /// ITS work any of them has left (only a touched VM can have gained some).
     func flushLaneWork() {
         var runnable = false
-        for key in dirty {
-            guard let vm = registry.vms[key] else {
-                releaseLaneWork(laneWorkCharges.removeValue(forKey: key) ?? [])
+        for vm in dirty {
+            vm.isDirty = false
+            let charges = vm.laneWorkCharges
+            vm.laneWorkCharges.removeAll()
+            guard !vm.isRemoved else {
+                releaseLaneWork(charges)
                 continue
             }
-            if let charges = laneWorkCharges.removeValue(forKey: key) { coverLaneWork(vm, charges) }
+            if !charges.isEmpty { coverLaneWork(vm, charges) }
             vm.operations.flush()
             runnable = runnable || Self.hasRunnableWork(vm)
         }
@@ -210,13 +216,26 @@ public final class Server {
         if runnable, workTimer?.isActive == false { workTimer?.start(timeout: 0) }
     }
 
+    /// Notes that `vm` has lane work to flush.
+    @inline(__always)
+    func markDirty(_ vm: ServerVM) {
+        guard !vm.isDirty else { return }
+        vm.isDirty = true
+        dirty.append(vm)
+    }
+
     /// `count` lane work items were queued to `vm`'s lanes for a NO_REPLY request of `session`.
     func chargeLaneWork(_ vm: ServerVM, _ count: Int, to session: Session) {
         guard count > 0 else { return }
-        laneWorkCharges[vm.key, default: []].append(LaneWorkCharge(session: session, count: count))
+        // Consecutive requests of one session add to one charge.
+        if let last = vm.laneWorkCharges.indices.last, vm.laneWorkCharges[last].connection == session.connection.id {
+            vm.laneWorkCharges[last].count += count
+        } else {
+            vm.laneWorkCharges.append(LaneWorkCharge(connection: session.connection.id, count: count))
+        }
         if session.laneWorkQueued(count) { counters.laneWorkHolds &+= 1 }
         counters.laneWorkPeak = max(counters.laneWorkPeak, session.laneWorkUnanswered)
-        dirty.insert(vm.key)
+        markDirty(vm)
     }
 
     /// Queues barriers behind the charged work on every lane it went to; the sessions get their
@@ -234,7 +253,7 @@ public final class Server {
     }
 
     private func releaseLaneWork(_ charges: [LaneWorkCharge]) {
-        for charge in charges { charge.session?.laneWorkDone(charge.count) }
+        for charge in charges { sessions[charge.connection]?.laneWorkDone(charge.count) }
     }
 
     /// A ticket for a lane request; `completion` runs on the loop thread with the reply.
@@ -257,17 +276,17 @@ public final class Server {
                 guard let vm = registry.vms[key] else { continue }
                 vm.operations.moved(intid, from: source, to: target, epoch: epoch, wasPending: wasPending)
                 if vm.its.isWaitingForRedistributors { synchronizing.insert(key) }
-                dirty.insert(key)
+                markDirty(vm)
             case let .movedAllPending(key, intids, target):
                 guard let vm = registry.vms[key] else { continue }
                 vm.operations.allPendingMoved(intids, to: target)
                 if vm.its.isWaitingForRedistributors { synchronizing.insert(key) }
-                dirty.insert(key)
+                markDirty(vm)
             case let .backgroundWorkDone(key, vcpu):
                 guard let vm = registry.vms[key] else { continue }
                 vm.operations.backgroundWorkDone(on: vcpu)
                 synchronizing.insert(key)
-                dirty.insert(key)
+                markDirty(vm)
             }
         }
         // A SYNC may have been waiting for exactly this; its target half, if any, is queued already.
@@ -276,9 +295,7 @@ public final class Server {
             _ = vm.its.processCommands(budget: workBudget(for: vm), memory: vm.memory, redistributors: &vm.operations)
             reportGuestErrors(vm)
         }
-        for key in dirty {
-            if let vm = registry.vms[key], vm.captureWaiting != nil { startCaptureIfQuiescent(vm) }
-        }
+        for vm in dirty where !vm.isRemoved && vm.captureWaiting != nil { startCaptureIfQuiescent(vm) }
         flushLaneWork()
     }
 
@@ -298,8 +315,7 @@ public final class Server {
 
     /// A VM was destroyed: EVENT_VM_GONE to the sessions that subscribed to it, and no more work.
     func vmGone(_ key: VMKey, _ reason: VMGoneReason) {
-        dirty.remove(key)
-        releaseLaneWork(laneWorkCharges.removeValue(forKey: key) ?? [])
+        // Its lane work charges are released by the next flush, which drops it from the list.
         for session in sessions.values {
             guard let events = session.subscriptions.removeValue(forKey: key) else { continue }
             session.notifyOutstanding = session.notifyOutstanding.filter { $0.vm != key }
@@ -326,7 +342,7 @@ public final class Server {
         for vm in registry.vms.values where vm.its.hasPendingWork && !vm.commandsHeld {
             _ = vm.its.processCommands(budget: configuration.workBudget, memory: vm.memory, redistributors: &vm.operations)
             reportGuestErrors(vm)
-            dirty.insert(vm.key)
+            markDirty(vm)
             more = more || Self.hasRunnableWork(vm)
         }
         flushLaneWork()
@@ -336,6 +352,7 @@ public final class Server {
 
 /// Lane work queued for one session's NO_REPLY requests, not yet covered by a barrier.
 struct LaneWorkCharge {
-    weak var session: Session?
+    /// The connection of the session charged (its session is looked up when the charge is released).
+    var connection: UInt64
     var count: Int
 }

@@ -61,6 +61,15 @@ public final class ServerVM {
         irqfds.removeAll()
     }
 
+    /// Set when the registry forgets the VM (destroyed, grace period over): a session's cached
+    /// resolution of it (``Session/lastVM``) is then stale.
+    fileprivate(set) var isRemoved = false
+    /// Whether the VM is in the server's list of VMs whose lane work waits for the next flush.
+    var isDirty = false
+    /// The lane work queued for sessions' NO_REPLY requests since the last flush, released by
+    /// barriers queued behind it.
+    var laneWorkCharges: [LaneWorkCharge] = []
+
     func attach(_ connection: UInt64) {
         attached.insert(connection)
         orphanedAt = nil
@@ -165,6 +174,7 @@ public final class VMRegistry {
     /// lanes have let go of it (they hold the last references).
     private func remove(_ key: VMKey) {
         guard let vm = vms.removeValue(forKey: key) else { return }
+        vm.isRemoved = true
         vm.close()
         for lane in lanes.lanes { lane.submit(.detach(key, ticket: nil)) }
     }

@@ -12,6 +12,9 @@ final class Session {
     /// vCPUs with an EVENT_VCPU_NOTIFY sent and not yet followed by HPPI, ACK or PENDING: at
     /// most one is outstanding per vCPU (Protocol/PROTOCOL.md, 5).
     var notifyOutstanding: Set<VCPUSlot> = []
+    /// The VM this session's last request found attached: requests mostly name the same VM. A
+    /// connection leaves a VM only when it closes, so the entry is good until the VM is removed.
+    var lastVM: ServerVM?
     /// The last event sequence number sent (events count from 1).
     private var eventSequence: UInt32 = 0
 
@@ -104,5 +107,10 @@ final class Session {
     }
 
     /// Answers a request at once, in order behind any reply still owed.
-    func reply(_ frame: Frame) { fill(reserveSlot(), with: frame) }
+    func reply(_ frame: Frame) {
+        guard slots.isEmpty else { return fill(reserveSlot(), with: frame) }
+        // Nothing owed before it: out at once, without a slot whose reservation would raise the
+        // in-flight hold (and so change the connection's poll interest) only to drop it again.
+        connection.send(frame)
+    }
 }

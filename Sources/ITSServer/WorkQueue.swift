@@ -57,6 +57,26 @@ public final class WorkQueue<Item: Sendable>: @unchecked Sendable {
         }
     }
 
+    /// Appends a batch and leaves `batch` empty; returns true when the queue was empty before and
+    /// the batch was not. Into an empty queue the batch moves whole (the arrays are swapped, and
+    /// `batch` keeps the queue's emptied capacity), so no item is copied.
+    /// - Context: any thread.
+    @discardableResult
+    public func append(moving batch: inout [Item]) -> Bool {
+        guard !batch.isEmpty else { return false }
+        let wasEmpty = locked { items in
+            if items.isEmpty {
+                swap(&items, &batch)
+                return true
+            }
+            items.append(contentsOf: batch)
+            return false
+        }
+        // Outside the lock: destroying the items a non-empty queue copied is the producer's work.
+        batch.removeAll(keepingCapacity: true)
+        return wasEmpty
+    }
+
     /// Takes everything queued: swaps it with `spare`, which must be empty and whose capacity the
     /// queue keeps. After the call `spare` holds the items in the order they were appended.
     /// - Context: the consuming thread only.

@@ -19,6 +19,23 @@ import Testing
         #expect(batch == [5])
     }
 
+    /// A batch moved in leaves the producer's array empty, whole into an empty queue or behind
+    /// what waits, in order, with the same wakeups as appending a copy.
+    @Test func movingABatchLeavesItEmptyAndKeepsOrder() {
+        let queue = WorkQueue<Int>()
+        var batch = [1, 2]
+        #expect(queue.append(moving: &batch), "into an empty queue: wake")
+        #expect(batch.isEmpty)
+        batch = [3]
+        #expect(!queue.append(moving: &batch))
+        #expect(batch.isEmpty)
+        #expect(!queue.append(moving: &batch), "an empty batch wakes nobody")
+        var taken: [Int] = []
+        queue.drain(into: &taken)
+        #expect(taken == [1, 2, 3])
+        #expect(queue.depth == 0)
+    }
+
     /// Four producer threads and one consumer thread: every item arrives exactly once and each
     /// producer's items arrive in order. Run under ThreadSanitizer by `make test-race`.
     @Test func concurrentProducersLoseNothing() {

@@ -20,6 +20,7 @@ import time
 
 FUNCTIONS = [
     "Connection.processFrames()", "FrameDecoder.decode(_:fdCount:)", "Server.handle(_:fds:session:)",
+    "Server.injectWithoutReply(_:session:)", "LaneState.setPendingRun(_:from:vm:vcpu:)",
     "VMRegistry.vm(_:for:)", "ITS.translate(_:_:)", "LaneRedistributors.queue(_:for:)", "Server.flushLaneWork()",
     "LaneState.handle(_:)", "specialized LaneState.withRedistributor<A>(_:_:_:)", "Redistributor.setPending<A>(_:sink:)",
     "outlined init with copy of Redistributor", "swift_beginAccess", "swift_retain", "swift_release",
