@@ -154,9 +154,6 @@ public final class Server {
         for vm in registry.vms.values { vm.close() }
         graceTimer?.close()
         workTimer?.close()
-        // The VMs outlive the loop's handles (they go with the server): their eventfd polls close
-        // now, while the loop does, not when the VMs are freed after the loop has closed them.
-        for vm in registry.vms.values { vm.close() }
         lanes.stop()
         mailbox.close()
         loop.stop()
