@@ -154,12 +154,7 @@ extension VhostDemo {
         try workload.submitUnserviced(count: count, queueDepth: queueDepth)
         let notified = try !pollReadable(path.pollFDs, timeoutMilliseconds: timeout * 1000).isEmpty
         try link.attach(path: itsdPath)
-        let acknowledgedBefore = path.totalAcknowledged
-        while workload.completions < target {
-            guard try workload.service(timeoutMilliseconds: timeout * 1000, measured: false) else { break }
-        }
-        let lpis = path.totalAcknowledged - acknowledgedBefore
-        let returned = count - (target - workload.completions)
+        let (lpis, returned) = try serviceUntil(target, of: count, workload: workload, path: path)
         var failure = ""
         if !notified { failure = "no notify eventfd was written while detached" }
         else if lpis == 0 { failure = "no LPI after ATTACH_VM" }
@@ -168,6 +163,17 @@ extension VhostDemo {
                            figures: [("requests_while_detached", count), ("notified_while_detached", notified ? 1 : 0),
                                      ("lpis_after_attach", lpis), ("returned", returned)],
                            failure: failure)
+    }
+
+    /// Services the queue until `target` completions or a timeout; returns the LPIs acknowledged
+    /// meanwhile and how many of the last `count` requests came back.
+    private func serviceUntil(_ target: Int, of count: Int, workload: Workload,
+                              path: LPIPath) throws(DemoError) -> (lpis: Int, returned: Int) {
+        let acknowledgedBefore = path.totalAcknowledged
+        while workload.completions < target {
+            guard try workload.service(timeoutMilliseconds: timeout * 1000, measured: false) else { break }
+        }
+        return (path.totalAcknowledged - acknowledgedBefore, count - (target - workload.completions))
     }
 
     /// A migration with an LPI pending: the requests complete and their LPI is pending (its notify
@@ -191,12 +197,7 @@ extension VhostDemo {
         try source.destroyVM()
         try destination.bind(deviceID: Self.deviceID, eventID: Self.queueEvent, eventfd: call.fd)
 
-        let acknowledgedBefore = path.totalAcknowledged
-        while workload.completions < target {
-            guard try workload.service(timeoutMilliseconds: timeout * 1000, measured: false) else { break }
-        }
-        let restored = path.totalAcknowledged - acknowledgedBefore
-        let returned = count - (target - workload.completions)
+        let (restored, returned) = try serviceUntil(target, of: count, workload: workload, path: path)
         var failure = ""
         if !pendingAtSource { failure = "no LPI became pending before the snapshot" }
         else if restored == 0 { failure = "no LPI arrived from the restored VM" }
