@@ -74,9 +74,11 @@ public struct LaneRedistributors: RedistributorOperations {
         return count
     }
 
-    /// Sends every batch to its lane.
+    /// Sends every batch to its lane, or runs it here when the lane is idle and the batch small
+    /// (``LaneGroup/runIfIdle(_:onLane:)``).
     public mutating func flush() {
         for index in batches.indices where !batches[index].isEmpty {
+            guard !lanes.runIfIdle(&batches[index], onLane: index) else { continue }
             lanes.lanes[index].submit(moving: &batches[index])
         }
     }
