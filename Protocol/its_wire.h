@@ -1,5 +1,5 @@
 /*
- * its_wire.h - the itsd wire protocol, version 1.0, for C clients.
+ * its_wire.h - the itsd wire protocol, version 1.1, for C clients.
  *
  * Constants and the layout of every message described in PROTOCOL.md. All fields are little-endian
  * and naturally aligned with explicit padding, so each struct below has no implicit padding on any
@@ -23,7 +23,7 @@
 
 /* Version and framing. */
 #define ITS_WIRE_MAJOR 1u
-#define ITS_WIRE_MINOR 0u
+#define ITS_WIRE_MINOR 1u
 #define ITS_WIRE_HEADER_LENGTH 16u
 #define ITS_WIRE_PAD8(n) ((8u - ((n) & 7u)) & 7u)
 
@@ -58,6 +58,8 @@
 #define ITS_WIRE_OP_HPPI 0x0070u
 #define ITS_WIRE_OP_ACK 0x0071u
 #define ITS_WIRE_OP_PENDING 0x0072u
+#define ITS_WIRE_OP_WAIT_ACK 0x0073u       /* added in 1.1 */
+#define ITS_WIRE_OP_WAKE 0x0074u           /* added in 1.1 */
 #define ITS_WIRE_OP_STATS 0x0080u
 #define ITS_WIRE_OP_DUMP 0x0081u
 #define ITS_WIRE_OP_SNAPSHOT_VM 0x0090u
@@ -131,7 +133,8 @@
 
 /* Field values. */
 #define ITS_WIRE_VM_ALL 0xFFFFFFFFu           /* STATS: the whole server (section 6.17) */
-#define ITS_WIRE_INTID_NONE 1023u             /* HPPI/ACK: nothing deliverable */
+#define ITS_WIRE_INTID_NONE 1023u             /* HPPI/ACK/WAIT_ACK: nothing deliverable */
+#define ITS_WIRE_WAIT_FOREVER 0xFFFFFFFFu     /* WAIT_ACK timeout_us: no timeout (added in 1.1) */
 #define ITS_WIRE_FRAME_ITS 0u
 #define ITS_WIRE_FRAME_REDISTRIBUTOR 1u
 #define ITS_WIRE_MMIO_FRAME_SIZE 0x20000u    /* ITS and redistributor frames: 128 KiB each */
@@ -374,7 +377,7 @@ struct its_wire_irqfd_key {
 };
 ITS_WIRE_CHECK_SIZE(struct its_wire_irqfd_key, 16);
 
-/* SET_VCPU_NOTIFY (with one eventfd), CLEAR_VCPU_NOTIFY, HPPI requests and EVENT_VCPU_NOTIFY. */
+/* SET_VCPU_NOTIFY (with one eventfd), CLEAR_VCPU_NOTIFY, HPPI and WAKE requests, and EVENT_VCPU_NOTIFY. */
 struct its_wire_vcpu_ref {
     uint32_t vm;
     uint16_t vcpu;
@@ -398,7 +401,19 @@ struct its_wire_ack {
 };
 ITS_WIRE_CHECK_SIZE(struct its_wire_ack, 8);
 
-/* HPPI and ACK replies, and PENDING entries. */
+/* WAIT_ACK request (added in 1.1). timeout_us 0 answers at once, as ACK; ITS_WIRE_WAIT_FOREVER waits
+ * without limit. */
+struct its_wire_wait_ack {
+    uint32_t vm;
+    uint16_t vcpu;
+    uint8_t priority_mask;
+    uint8_t reserved;
+    uint32_t timeout_us;
+    uint32_t reserved2;
+};
+ITS_WIRE_CHECK_SIZE(struct its_wire_wait_ack, 16);
+
+/* HPPI, ACK and WAIT_ACK replies, and PENDING entries. */
 struct its_wire_lpi {
     uint32_t intid;
     uint8_t priority;

@@ -197,6 +197,13 @@ static void ack(const uint8_t *in, size_t len, struct out *out) {
     put(out, &e, sizeof e);
 }
 
+static void wait_ack(const uint8_t *in, size_t len, struct out *out) {
+    READ(struct its_wire_wait_ack, w, 0);
+    CHECK(w.vm == 1 && w.vcpu == 0 && w.priority_mask == 0xF0 && w.timeout_us == 10000);
+    struct its_wire_wait_ack e = {1, 0, 0xF0, 0, 10000, 0};
+    put(out, &e, sizeof e);
+}
+
 static void pending(const uint8_t *in, size_t len, struct out *out) {
     READ(struct its_wire_pending, p, 0);
     CHECK(p.vm == 1 && p.vcpu == 0 && p.cursor == 8192 && p.max_entries == 16);
@@ -318,5 +325,9 @@ const struct vector session_vectors[] = {
     {"35-error_version_mismatch.reply.hex", ITS_WIRE_OP_HELLO, ERR, 1, ITS_WIRE_VERSION_MISMATCH, error_version},
     {"36-authenticate.request.hex", ITS_WIRE_OP_AUTHENTICATE, REQ, 36, 0, authenticate},
     {"36-authenticate.reply.hex", ITS_WIRE_OP_AUTHENTICATE, REP, 36, 0, NULL},
+    {"37-wait_ack.request.hex", ITS_WIRE_OP_WAIT_ACK, REQ, 37, 0, wait_ack},
+    {"37-wait_ack.reply.hex", ITS_WIRE_OP_WAIT_ACK, REP, 37, 0, lpi_8192},
+    {"38-wake.request.hex", ITS_WIRE_OP_WAKE, REQ, 38, 0, vcpu_1_0},
+    {"38-wake.reply.hex", ITS_WIRE_OP_WAKE, REP, 38, 0, NULL},
 };
 const size_t session_vector_count = sizeof session_vectors / sizeof session_vectors[0];

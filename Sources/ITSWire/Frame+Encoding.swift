@@ -98,7 +98,7 @@ extension Message {
             Self.write(key, &w)
             w.zeros(4)
         case .setVCPUNotify(let vm, let vcpu), .clearVCPUNotify(let vm, let vcpu), .hppi(let vm, let vcpu),
-             .vcpuNotify(let vm, let vcpu):
+             .wake(let vm, let vcpu), .vcpuNotify(let vm, let vcpu):
             w.u32(vm.rawValue)
             w.u16(vcpu.rawValue)
             w.zeros(2)
@@ -110,6 +110,13 @@ extension Message {
             w.u16(vcpu.rawValue)
             w.u8(priorityMask)
             w.zeros(1)
+        case .waitAck(let vm, let vcpu, let priorityMask, let timeout):
+            w.u32(vm.rawValue)
+            w.u16(vcpu.rawValue)
+            w.u8(priorityMask)
+            w.zeros(1)
+            w.u32(timeout)
+            w.zeros(4)
         case .pending(let vm, let vcpu, let cursor, let maxEntries):
             w.u32(vm.rawValue)
             w.u16(vcpu.rawValue)
@@ -150,7 +157,7 @@ extension Message {
         case .injectBatchReply(let injected, let blocked):
             w.u32(injected)
             w.u32(blocked)
-        case .hppiReply(let lpi), .ackReply(let lpi):
+        case .hppiReply(let lpi), .ackReply(let lpi), .waitAckReply(let lpi):
             Self.write(lpi, &w)
         case .pendingReply(let list, let next):
             w.u32(UInt32(list.count))

@@ -41,6 +41,8 @@ extension FrameDecoder {
             return .hppiReply(try Self.readPendingLPI(&r))
         case .ack:
             return .ackReply(try Self.readPendingLPI(&r))
+        case .waitAck:
+            return .waitAckReply(try Self.readPendingLPI(&r))
         case .pending:
             let count = try r.u32()
             let next = try r.u32()

@@ -76,13 +76,14 @@ extension FrameDecoder {
             case .mask: return .mask(key)
             default: return .unmask(key)
             }
-        case .setVCPUNotify, .clearVCPUNotify, .hppi:
+        case .setVCPUNotify, .clearVCPUNotify, .hppi, .wake:
             let vm = VMID(try r.u32())
             let vcpu = Wire.VCPU(try r.u16())
             try r.zeros(2)
             switch opcode {
             case .setVCPUNotify: return .setVCPUNotify(vm, vcpu)
             case .clearVCPUNotify: return .clearVCPUNotify(vm, vcpu)
+            case .wake: return .wake(vm, vcpu)
             default: return .hppi(vm, vcpu)
             }
         case .subscribe:
@@ -96,6 +97,14 @@ extension FrameDecoder {
             let priorityMask = try r.u8()
             try r.zeros(1)
             return .ack(vm, vcpu, priorityMask: priorityMask)
+        case .waitAck:
+            let vm = VMID(try r.u32())
+            let vcpu = Wire.VCPU(try r.u16())
+            let priorityMask = try r.u8()
+            try r.zeros(1)
+            let timeout = try r.u32()
+            try r.zeros(4)
+            return .waitAck(vm, vcpu, priorityMask: priorityMask, timeoutMicroseconds: timeout)
         case .pending:
             let vm = VMID(try r.u32())
             let vcpu = Wire.VCPU(try r.u16())

@@ -1,8 +1,10 @@
-/// Every message of version 1.0, decoded once at the edge (Protocol/PROTOCOL.md, "Messages").
+/// Every message of version 1.1, decoded once at the edge (Protocol/PROTOCOL.md, "Messages").
 /// A case is a request, a reply or an event; `Frame` adds the header fields the message does not fix.
 public enum Message: Hashable, Sendable {
     /// The longest AUTHENTICATE secret.
     public static let maxSecretLength = 256
+    /// The WAIT_ACK timeout that never expires.
+    public static let noTimeout = UInt32.max
 
     // Requests (client to server).
     case hello(Hello)
@@ -29,6 +31,11 @@ public enum Message: Hashable, Sendable {
     case hppi(VMID, Wire.VCPU)
     case ack(VMID, Wire.VCPU, priorityMask: UInt8)
     case pending(VMID, Wire.VCPU, cursor: UInt32, maxEntries: UInt32)
+    /// ACK that waits up to `timeoutMicroseconds` for a deliverable LPI (0: ACK at once; ``Message/noTimeout``:
+    /// no limit). Added in 1.1 (PROTOCOL.md, section 6.16a).
+    case waitAck(VMID, Wire.VCPU, priorityMask: UInt8, timeoutMicroseconds: UInt32)
+    /// Ends the vCPU's waiting WAIT_ACK, or sets its wake latch. Added in 1.1 (PROTOCOL.md, section 6.16a).
+    case wake(VMID, Wire.VCPU)
     case stats(VMID, includeSchema: Bool)
     case dump(VMID, DumpSection, cursor: UInt64, maxEntries: UInt32)
     case snapshotVM(VMID, offset: UInt64, maxBytes: UInt32)
@@ -46,6 +53,8 @@ public enum Message: Hashable, Sendable {
     case injectBatchReply(injected: UInt32, blocked: UInt32)
     case hppiReply(PendingLPI)
     case ackReply(PendingLPI)
+    /// The LPI a WAIT_ACK acknowledged, or ``PendingLPI/none``.
+    case waitAckReply(PendingLPI)
     case pendingReply([PendingLPI], nextCursor: UInt32)
     case statsReply(StatsReport)
     case dumpReply(DumpPage)
@@ -193,7 +202,7 @@ public enum VMGoneReason: UInt32, Hashable, Sendable, BitwiseCopyable {
     case graceExpired = 1
 }
 
-/// A pending LPI as HPPI, ACK and PENDING report it. INTID 1023 with priority 0xFF means none.
+/// A pending LPI as HPPI, ACK, WAIT_ACK and PENDING report it. INTID 1023 with priority 0xFF means none.
 public struct PendingLPI: Hashable, Sendable, BitwiseCopyable {
     public var intid: Wire.INTID
     /// The priority from the LPI configuration table (bits [7:2] meaningful).
@@ -208,7 +217,7 @@ public struct PendingLPI: Hashable, Sendable, BitwiseCopyable {
         self.enabled = enabled
     }
 
-    /// What HPPI and ACK return when nothing is deliverable.
+    /// What HPPI, ACK and WAIT_ACK return when nothing is deliverable.
     public static let none = PendingLPI(intid: .spurious, priority: 0xFF)
 }
 
@@ -292,6 +301,8 @@ extension Message {
         case .hppi, .hppiReply: .hppi
         case .ack, .ackReply: .ack
         case .pending, .pendingReply: .pending
+        case .waitAck, .waitAckReply: .waitAck
+        case .wake: .wake
         case .stats, .statsReply: .stats
         case .dump, .dumpReply: .dump
         case .snapshotVM, .snapshotReply: .snapshotVM
@@ -306,7 +317,7 @@ extension Message {
     public var kind: Kind {
         switch self {
         case .done, .helloReply, .pingReply, .createVMReply, .attachVMReply, .listVMsReply, .mmioReadReply,
-             .injectBatchReply, .hppiReply, .ackReply, .pendingReply, .statsReply, .dumpReply, .snapshotReply,
+             .injectBatchReply, .hppiReply, .ackReply, .waitAckReply, .pendingReply, .statsReply, .dumpReply, .snapshotReply,
              .error:
             .reply
         case .vcpuNotify, .vmGone:

@@ -29,6 +29,10 @@ public struct Opcode: RawRepresentable, Hashable, Sendable, BitwiseCopyable, Cus
     public static let hppi = Opcode(0x0070)
     public static let ack = Opcode(0x0071)
     public static let pending = Opcode(0x0072)
+    /// Waits for a deliverable LPI and acknowledges it (PROTOCOL.md, section 6.16a; added in 1.1).
+    public static let waitAck = Opcode(0x0073)
+    /// Ends a vCPU's WAIT_ACK, or latches the kick for its next one (PROTOCOL.md, section 6.16a; added in 1.1).
+    public static let wake = Opcode(0x0074)
     public static let stats = Opcode(0x0080)
     public static let dump = Opcode(0x0081)
     public static let snapshotVM = Opcode(0x0090)
@@ -60,7 +64,7 @@ public struct Opcode: RawRepresentable, Hashable, Sendable, BitwiseCopyable, Cus
                replyIsEmpty: emptyReply)
     }
 
-    /// The traits of this opcode, or nil when version 1.0 does not define it.
+    /// The traits of this opcode, or nil when version 1.1 does not define it.
     public var traits: Traits? {
         switch rawValue {
         case 0x0001: return Self.makeTraits("HELLO")
@@ -86,6 +90,8 @@ public struct Opcode: RawRepresentable, Hashable, Sendable, BitwiseCopyable, Cus
         case 0x0070: return Self.makeTraits("HPPI")
         case 0x0071: return Self.makeTraits("ACK")
         case 0x0072: return Self.makeTraits("PENDING")
+        case 0x0073: return Self.makeTraits("WAIT_ACK")
+        case 0x0074: return Self.makeTraits("WAKE", emptyReply: true)
         case 0x0080: return Self.makeTraits("STATS")
         case 0x0081: return Self.makeTraits("DUMP")
         case 0x0090: return Self.makeTraits("SNAPSHOT_VM", needs: .snapshot)
@@ -96,11 +102,12 @@ public struct Opcode: RawRepresentable, Hashable, Sendable, BitwiseCopyable, Cus
         }
     }
 
-    /// Every opcode version 1.0 defines.
+    /// Every opcode version 1.1 defines.
     public static let all: [Opcode] = [
         .hello, .ping, .authenticate, .createVM, .attachVM, .destroyVM, .listVMs, .addMemRegion, .removeMemRegion,
         .mmioRead, .mmioWrite, .inject, .injectBatch, .bindIRQFD, .unbindIRQFD, .mask, .unmask,
-        .setVCPUNotify, .clearVCPUNotify, .subscribe, .hppi, .ack, .pending, .stats, .dump,
+        .setVCPUNotify, .clearVCPUNotify, .subscribe, .hppi, .ack, .pending, .waitAck, .wake,
+        .stats, .dump,
         .snapshotVM, .restoreVM, .eventVCPUNotify, .eventVMGone,
     ]
 

@@ -26,9 +26,9 @@ enum ExpectedVectors {
     ]
 
     static let all: [String: Frame] = [
-        "01-hello.request.hex": request(1, .hello(Hello(capabilities: [.errorReports, .events, .snapshot],
+        "01-hello.request.hex": request(1, .hello(Hello(minor: 0, capabilities: [.errorReports, .events, .snapshot],
             limits: Limits(maxFrameLength: 0, maxBatchEntries: 1024, maxInFlight: 0, maxFDsPerMessage: 0)))),
-        "01-hello.reply.hex": reply(1, .helloReply(Hello(capabilities: [.errorReports, .events, .snapshot],
+        "01-hello.reply.hex": reply(1, .helloReply(Hello(minor: 0, capabilities: [.errorReports, .events, .snapshot],
             limits: Limits(maxFrameLength: 65536, maxBatchEntries: 1024, maxInFlight: 64, maxFDsPerMessage: 1)))),
         "02-ping.request.hex": request(2, .ping(nonce: 0x0123_4567_89AB_CDEF)),
         "02-ping.reply.hex": reply(2, .pingReply(nonce: 0x0123_4567_89AB_CDEF)),
@@ -123,6 +123,12 @@ enum ExpectedVectors {
         "30-restore_vm.reply.hex": reply(30, .done(.restoreVM)),
         "36-authenticate.request.hex": request(36, .authenticate(secret: Array("s3cret-token".utf8))),
         "36-authenticate.reply.hex": reply(36, .done(.authenticate)),
+        "37-wait_ack.request.hex": request(37, .waitAck(VMID(1), Wire.VCPU(0), priorityMask: 0xF0,
+                                                        timeoutMicroseconds: 10000)),
+        "37-wait_ack.reply.hex": reply(37, .waitAckReply(PendingLPI(intid: Wire.INTID(8192), priority: 0xA0,
+                                                                    enabled: true))),
+        "38-wake.request.hex": request(38, .wake(VMID(1), Wire.VCPU(0))),
+        "38-wake.reply.hex": reply(38, .done(.wake)),
         "31-event_vcpu_notify.event.hex": Frame(.vcpuNotify(VMID(1), Wire.VCPU(3)), id: MessageID(1)),
         "32-event_vm_gone.event.hex": Frame(.vmGone(VMID(2), reason: .graceExpired), id: MessageID(2)),
         "33-error_no_such_vm.request.hex": request(33, .destroyVM(VMID(7))),
@@ -133,6 +139,6 @@ enum ExpectedVectors {
         "35-error_version_mismatch.request.hex": request(1, .hello(Hello(major: 2, minor: 0, capabilities: [],
             limits: Limits(maxFrameLength: 0, maxBatchEntries: 0, maxInFlight: 0, maxFDsPerMessage: 0)))),
         "35-error_version_mismatch.reply.hex": reply(1, .error(.hello, ErrorReport(.versionMismatch,
-                                                                                  detail: 0x0001_0000))),
+                                                                                  detail: 0x0001_0001))),
     ]
 }

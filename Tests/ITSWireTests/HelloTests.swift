@@ -9,7 +9,7 @@ import Testing
                                                                maxFDsPerMessage: 0))
         let answer = try proposal.answer().get()
         #expect(answer.limits == .defaults)
-        #expect(answer.major == 1 && answer.minor == 0)
+        #expect(answer.major == 1 && answer.minor == 1)
     }
 
     @Test func proposalsAreCappedAtTheServerMaximum() throws {
@@ -24,6 +24,12 @@ import Testing
         #expect(answer.limits.maxFDsPerMessage == Limits.serverMaximum.maxFDsPerMessage)
         // A full batch fits in one frame of the agreed size.
         #expect(16 + 8 + 8 * UInt64(answer.limits.maxBatchEntries) <= UInt64(answer.limits.maxFrameLength))
+    }
+
+    /// A 1.0 client gets 1.0 from a 1.1 server: both sides then speak 1.0.
+    @Test func anOlderMinorIsKept() throws {
+        let answer = try Hello(minor: 0, capabilities: [], limits: .defaults).answer().get()
+        #expect(answer.major == 1 && answer.minor == 0)
     }
 
     @Test func batchLimitFollowsTheFrameLimit() throws {
@@ -41,7 +47,7 @@ import Testing
             return
         }
         #expect(error.status == .versionMismatch)
-        #expect(error.detail == 0x0001_0000)
+        #expect(error.detail == 0x0001_0001)
     }
 
     @Test func aFrameLimitBelowTheMinimumIsRefused() {
