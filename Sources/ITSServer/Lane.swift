@@ -81,7 +81,7 @@ extension LaneWork {
     /// attaching restored state may) or read the lane's loop (statistics).
     var canRunOffLane: Bool {
         switch self {
-        case .clock, .barrier, .detach: true
+        case .clock, .barrier, .detach, .endWait: true
         case .lpi(_, _, let operation):
             if case .invalidateAll = operation { false } else { true }
         case .request(_, _, let request, _):
@@ -96,6 +96,11 @@ extension LaneWork {
 /// - Context: the lane owning the vCPU.
 final class LaneRedistributor {
     var value: Redistributor
+    /// The WAIT_ACK waiting for an LPI of this vCPU, if any: the ticket it is answered through and
+    /// its priority mask.
+    var waiter: (ticket: ReplyTicket, mask: Priority)?
+    /// A WAKE arrived while no WAIT_ACK waited: the next one that finds nothing returns at once.
+    var wakeLatched = false
     init(_ value: Redistributor) { self.value = value }
 }
 
@@ -115,7 +120,7 @@ final class LaneVM {
 
     init(memory: MappedGuestMemory, redistributors: [Redistributor]) {
         self.memory = memory
-        redistributors.forEach { own($0) }
+        redistributors.forEach { _ = own($0) }
     }
 
     /// The redistributor of `vcpu`, if this lane owns it.
@@ -125,11 +130,14 @@ final class LaneVM {
         return index < redistributors.count ? redistributors[index] : nil
     }
 
-    /// Takes `redistributor` on, replacing any this lane had for its vCPU.
-    func own(_ redistributor: Redistributor) {
+    /// Takes `redistributor` on, replacing any this lane had for its vCPU; returns the ticket of a
+    /// WAIT_ACK that waited on the one replaced (a restore), which the caller answers.
+    func own(_ redistributor: Redistributor) -> ReplyTicket? {
         let index = Int(redistributor.vcpu.rawValue)
         if index >= redistributors.count { redistributors += Array(repeating: nil, count: index + 1 - redistributors.count) }
+        let replaced = redistributors[index]?.waiter?.ticket
         redistributors[index] = LaneRedistributor(redistributor)
+        return replaced
     }
 
     /// Every redistributor this lane owns, by vCPU.
@@ -229,7 +237,9 @@ final class LaneState {
             switch work {
             case let .attach(vm, memory, redistributors):
                 if let state = vms[vm] {
-                    redistributors.forEach { state.own($0) }
+                    for redistributor in redistributors {
+                        if let waiting = state.own(redistributor) { outgoing.append(.reply(waiting, .intid(.spurious, nil))) }
+                    }
                 } else {
                     vms[vm] = LaneVM(memory: memory, redistributors: redistributors)
                 }
@@ -239,12 +249,24 @@ final class LaneState {
                     track(vm, redistributor.vcpu, pending: redistributor.hasPendingWork, report: false)
                 }
             case let .detach(vm, ticket):
+                for box in vms[vm]?.owned ?? [] {
+                    if let waiter = box.waiter { outgoing.append(.reply(waiter.ticket, .gone)) }
+                }
                 vms[vm] = nil
                 if let ticket { outgoing.append(.reply(ticket, .done)) }
             case let .lpi(vm, vcpu, operation):
                 perform(operation, vm: vm, vcpu: vcpu)
+            case let .request(vm, vcpu, .waitAcknowledge(mask), ticket):
+                waitAcknowledge(vm, vcpu, mask: mask, ticket: ticket)
+            case let .request(vm, vcpu, .wake, ticket):
+                outgoing.append(.reply(ticket, wake(vm, vcpu)))
             case let .request(vm, vcpu, request, ticket):
                 outgoing.append(.reply(ticket, serve(request, vm: vm, vcpu: vcpu)))
+            case let .endWait(vm, vcpu, ticket):
+                if let box = laneVM(vm)?.redistributor(vcpu), let waiter = box.waiter, waiter.ticket == ticket {
+                    box.waiter = nil
+                    outgoing.append(.reply(ticket, .intid(.spurious, nil)))
+                }
             case let .barrier(ticket):
                 outgoing.append(.reply(ticket, .done))
             case .clock(let now):
@@ -273,6 +295,7 @@ final class LaneState {
         guard let state = laneVM(vm), let box = state.redistributor(vcpu) else { return nil }
         var edges = EdgeCollector()
         let result = body(&box.value, state.memory, &edges)
+        if box.waiter != nil { serveWaiter(box, state, vm: vm) }
         for edge in edges.vcpus { notify(state, vm: vm, vcpu: edge) }
         return result
     }
@@ -292,12 +315,54 @@ final class LaneState {
             }
             end += 1
         }
+        if box.waiter != nil { serveWaiter(box, state, vm: vm) }
         for edge in edges.vcpus { notify(state, vm: vm, vcpu: edge) }
         return end
     }
 
-    /// The vCPU has something to take: write its notify eventfd and tell the loop.
+    /// WAIT_ACK on `vcpu`: answered now with an LPI to take or a latched WAKE, else it waits. An
+    /// earlier WAIT_ACK still waiting there is answered with 1023.
+    private func waitAcknowledge(_ vm: VMKey, _ vcpu: VCPUIndex, mask: Priority, ticket: ReplyTicket) {
+        guard let state = laneVM(vm), let box = state.redistributor(vcpu) else {
+            return outgoing.append(.reply(ticket, .gone))
+        }
+        if let earlier = box.waiter { outgoing.append(.reply(earlier.ticket, .intid(.spurious, nil))) }
+        box.waiter = (ticket, mask)
+        serveWaiter(box, state, vm: vm)
+        if box.waiter != nil, box.wakeLatched {
+            box.wakeLatched = false
+            box.waiter = nil
+            outgoing.append(.reply(ticket, .intid(.spurious, nil)))
+        }
+    }
+
+    /// WAKE on `vcpu`: its waiting WAIT_ACK returns 1023, or, with none waiting, the next one will.
+    private func wake(_ vm: VMKey, _ vcpu: VCPUIndex) -> LaneReply {
+        guard let box = laneVM(vm)?.redistributor(vcpu) else { return .gone }
+        if let waiter = box.waiter {
+            box.waiter = nil
+            outgoing.append(.reply(waiter.ticket, .intid(.spurious, nil)))
+        } else {
+            box.wakeLatched = true
+        }
+        return .done
+    }
+
+    /// Answers the vCPU's waiting WAIT_ACK if an LPI above its mask is deliverable, acknowledging it.
+    private func serveWaiter(_ box: LaneRedistributor, _ state: LaneVM, vm: VMKey) {
+        guard let waiter = box.waiter, let intid = box.value.highestPriorityPending(priorityMask: waiter.mask) else { return }
+        let config = box.value.lpis.load(UInt64(intid.rawValue))?.config
+        let acknowledged = box.value.acknowledge(priorityMask: waiter.mask)
+        guard acknowledged != .spurious else { return }
+        box.waiter = nil
+        noteAcknowledged(acknowledged, vm: vm, vcpu: box.value.vcpu)
+        outgoing.append(.reply(waiter.ticket, .intid(acknowledged, config)))
+    }
+
+    /// The vCPU has something to take: write its notify eventfd and tell the loop — unless a
+    /// waiting WAIT_ACK took all there was.
     private func notify(_ state: LaneVM, vm: VMKey, vcpu: VCPUIndex) {
+        if let box = state.redistributor(vcpu), box.value.deliverableCount == 0 { return }
         if let fd = state.notifyFDs[vcpu.rawValue] {
             var one: UInt64 = 1
             _ = write(fd, &one, 8)
@@ -404,7 +469,14 @@ final class LaneState {
             case .setNotifyFD(let fd):
                 if let old = vms[vm]?.notifyFDs[vcpu.rawValue] { close(old) }
                 vms[vm]?.notifyFDs[vcpu.rawValue] = fd
+                // Something may be deliverable already: the new eventfd hears of it at once.
+                if let fd, redistributor.deliverableCount > 0 {
+                    var one: UInt64 = 1
+                    _ = write(fd, &one, 8)
+                }
                 return .done
+            case .waitAcknowledge, .wake:
+                preconditionFailure("WAIT_ACK and WAKE are handled by waitAcknowledge(_:_:mask:ticket:) and wake(_:_:)")
             case .snapshot:
                 return .redistributor(redistributor)
             case let .lpis(from, limit):

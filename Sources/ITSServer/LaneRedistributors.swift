@@ -75,12 +75,18 @@ public struct LaneRedistributors: RedistributorOperations {
     }
 
     /// Sends every batch to its lane, or runs it here when the lane is idle and the batch small
-    /// (``LaneGroup/runIfIdle(_:onLane:)``).
-    public mutating func flush() {
+    /// (``LaneGroup/runIfIdle(_:onLane:)``). Returns how many batches ran here.
+    @discardableResult
+    public mutating func flush() -> Int {
+        var ranHere = 0
         for index in batches.indices where !batches[index].isEmpty {
-            guard !lanes.runIfIdle(&batches[index], onLane: index) else { continue }
-            lanes.lanes[index].submit(moving: &batches[index])
+            if lanes.runIfIdle(&batches[index], onLane: index) {
+                ranHere += 1
+            } else {
+                lanes.lanes[index].submit(moving: &batches[index])
+            }
         }
+        return ranHere
     }
 
     public mutating func mapLPI(_ intid: INTID, on vcpu: VCPUIndex) {
