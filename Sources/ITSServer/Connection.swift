@@ -102,10 +102,27 @@ public final class Connection {
 
     // MARK: - Sending
 
-    /// Queues `frame` and sends what the socket takes now.
+    /// Where sends are coalesced until the loop next polls; nil sends at once.
+    public var coalescer: SendCoalescer?
+    /// Whether the connection is in its coalescer's list.
+    private var isSendScheduled = false
+
+    /// Queues `frame` and sends what the socket takes now, or, with a coalescer, before the loop
+    /// next polls.
     public func send(_ frame: Frame) {
         guard !isClosed else { return }
         frame.encode(into: &output)
+        guard let coalescer else { return flush() }
+        if !isSendScheduled {
+            isSendScheduled = true
+            coalescer.schedule(self)
+        }
+    }
+
+    /// The coalescer's turn: sends what was queued.
+    func sendScheduledOutput() {
+        isSendScheduled = false
+        guard !isClosed else { return }
         flush()
     }
 
@@ -228,6 +245,10 @@ public final class Connection {
             if !isClosed, !readingPaused, arrivedFDs.reduce(0, { $0 + $1.fds.count }) > maxFDsPerMessage {
                 return refuseDescriptors("more descriptors on one frame than the \(maxFDsPerMessage) agreed")
             }
+            // A read that did not fill its room found the socket empty: another would only return
+            // EAGAIN, a syscall per request wasted at one request in flight. The poll is
+            // level-triggered, so bytes arriving from now on wake the loop again.
+            if received < room { return }
         }
     }
 

@@ -12,8 +12,8 @@ import Glibc
 /// that whoever else holds it knows no batch is between the queue and the handler.
 ///
 /// The loop's own thread posts with ``postLocally(moving:)`` instead (a lane's work it ran itself):
-/// no lock and no `uv_async_send`, and the items reach the handler in the same loop iteration's
-/// idle phase, behind everything other threads had queued before.
+/// no `uv_async_send`, and the items reach the handler in the next idle phase, before the loop
+/// polls again, in order with everything other threads queue.
 ///
 /// - Context: created, drained and closed on the loop's thread; `post` from any thread.
 public final class Mailbox<Item: Sendable>: @unchecked Sendable {
@@ -28,9 +28,11 @@ public final class Mailbox<Item: Sendable>: @unchecked Sendable {
     private var handler: (inout [Item]) -> Void
     private var batch: [Item] = []
     private let ownership: Ownership?
-    /// Items the loop's own thread posted, handled behind the queue's.
+    /// Items the loop's own thread posted, with what other threads had queued before them: the
+    /// handler gets them ahead of the queue.
     private var local: [Item] = []
-    private var localWakeup: IdleHandle?
+    private var spare: [Item] = []
+    private var localWakeup: PhaseHandle?
 
     /// A mailbox on `loop` whose batches go to `handler`, taken and handled holding `ownership`
     /// when there is one.
@@ -40,7 +42,7 @@ public final class Mailbox<Item: Sendable>: @unchecked Sendable {
         pthread_mutex_init(wakeLock, nil)
         self.handler = handler
         wakeup = AsyncWakeup(loop: loop) { [unowned self] in self.drain() }
-        localWakeup = IdleHandle(loop: loop) { [unowned self] in
+        localWakeup = PhaseHandle(loop: loop, phase: .idle) { [unowned self] in
             self.localWakeup?.stop()
             self.drain()
         }
@@ -68,15 +70,20 @@ public final class Mailbox<Item: Sendable>: @unchecked Sendable {
     }
 
     /// Queues a batch from the consumer's own thread, leaving `items` empty; the handler gets it
-    /// before the loop next polls. - Context: the loop's thread.
+    /// before the loop next polls, behind whatever other threads had queued until now and ahead
+    /// of what they queue later. - Context: the loop's thread.
     public func postLocally(moving items: inout [Item]) {
         guard !items.isEmpty else { return }
+        // What other threads queued so far goes first: it moves to the local list.
+        queue.drain(into: &spare)
         if local.isEmpty {
-            swap(&local, &items)
+            swap(&local, &spare)
         } else {
-            local.append(contentsOf: items)
-            items.removeAll(keepingCapacity: true)
+            local.append(contentsOf: spare)
+            spare.removeAll(keepingCapacity: true)
         }
+        local.append(contentsOf: items)
+        items.removeAll(keepingCapacity: true)
         localWakeup?.start()
     }
 
@@ -95,11 +102,15 @@ public final class Mailbox<Item: Sendable>: @unchecked Sendable {
     public func drain() {
         ownership?.acquire()
         defer { ownership?.release() }
-        queue.drain(into: &batch)
-        if !local.isEmpty {
-            // Behind what other threads queued before: a lane's replies stay in the order made.
-            batch.append(contentsOf: local)
-            local.removeAll(keepingCapacity: true)
+        if local.isEmpty {
+            queue.drain(into: &batch)
+        } else {
+            // The local list holds everything queued before its last item; the queue, what came
+            // after. A lane's replies reach the handler in the order they were made.
+            swap(&batch, &local)
+            queue.drain(into: &spare)
+            batch.append(contentsOf: spare)
+            spare.removeAll(keepingCapacity: true)
         }
         handler(&batch)
         batch.removeAll(keepingCapacity: true)

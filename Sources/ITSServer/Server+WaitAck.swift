@@ -33,7 +33,9 @@ extension Server {
                                  answer: answer)
         var wait = WaitingAcknowledge(connection: session.connection.id, vm: vm.key, vcpu: VCPUIndex(vcpu.rawValue))
         if timeoutMicroseconds != .max {
-            // Whole milliseconds, rounded up: libuv's timers count milliseconds.
+            // Whole milliseconds, rounded up: libuv's timers count milliseconds. From the time now,
+            // not the loop's cached time of this iteration, which may be older than the request.
+            uv_update_time(loop.pointer)
             let deadline = uv_now(loop.pointer) + (UInt64(timeoutMicroseconds) + 999) / 1000
             wait.deadline = deadline
             armWaitTimer(deadline)

@@ -74,6 +74,8 @@ public final class Server {
     /// Ends WAIT_ACKs at their timeouts; armed for the earliest, at `waitTimerDeadline`.
     var waitTimer: TimerHandle?
     var waitTimerDeadline: UInt64?
+    /// Sends the connections' replies once per loop iteration.
+    private var coalescer: SendCoalescer?
 
     public init(configuration: Configuration, loop: EventLoop = EventLoop()) throws(SystemError) {
         self.configuration = configuration
@@ -105,6 +107,7 @@ public final class Server {
         }
         graceTimer?.start(timeout: 1000, repeat: 1000)
         workTimer = TimerHandle(loop: loop) { [unowned self] in self.continueITSWork() }
+        coalescer = SendCoalescer(loop: loop)
     }
 
     /// Runs the loop until ``stop()``.
@@ -156,6 +159,7 @@ public final class Server {
         tcpListener = nil
         for session in sessions.values { session.connection.close() }
         sessions.removeAll()
+        coalescer?.close()
         // The VMs' eventfd watchers belong to this loop: close them while it lives, not when the
         // registry is freed after the loop (whose teardown closes every handle left).
         for vm in registry.vms.values { vm.close() }
@@ -177,6 +181,7 @@ public final class Server {
             close(fd)
             return
         }
+        connection.coalescer = coalescer
         if transport == .tcp { unauthenticated.insert(id) }
         let session = Session(connection: connection, laneWorkLimit: configuration.noReplyLaneWorkLimit,
                               isOperator: transport == .unixStream && configuration.operatorUIDs.contains(peer.uid))

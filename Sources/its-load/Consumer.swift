@@ -106,15 +106,24 @@ final class Consumer: @unchecked Sendable {
     /// Wait style: WAIT_ACK after WAIT_ACK on the one vCPU until the run drains, then ACK what is left.
     private func runWaiting() {
         do {
-            while !control.draining.load(ordering: .acquiring), !control.failed.load(ordering: .relaxed) {
+            // One WAIT_ACK is always waiting: the next goes out before the LPI taken is recorded
+            // (and before an injector waiting for it may send the next MSI), as a vCPU thread goes
+            // back to waiting before it handles the interrupt.
+            try waitFrame.withUnsafeBytes { try connection.sendRaw($0) }
+            acksSent += 1
+            while true {
+                let reply = try connection.receive()
+                let time = now()
+                guard case .waitAckReply(let lpi) = reply.message else { throw LoadError("WAIT_ACK: unexpected reply \(reply.message)") }
+                if control.draining.load(ordering: .acquiring) || control.failed.load(ordering: .relaxed) {
+                    if lpi.intid.rawValue != 1023 { try took(Int(lpi.intid.rawValue), at: time, wake: time, first: true) }
+                    break
+                }
                 try waitFrame.withUnsafeBytes { try connection.sendRaw($0) }
                 acksSent += 1
-                let reply = try connection.receive()
-                guard case .waitAckReply(let lpi) = reply.message else { throw LoadError("WAIT_ACK: unexpected reply \(reply.message)") }
                 let intid = Int(lpi.intid.rawValue)
                 guard intid != 1023 else { continue }
                 wakeups += 1
-                let time = now()
                 try took(intid, at: time, wake: time, first: true)
             }
             for slot in 0 ..< vcpus.count { try drain(slot, wake: 0) }
