@@ -45,6 +45,12 @@ public enum LaneRequest: Hashable, Sendable {
     case mmioWrite(offset: UInt64, width: MMIOWidth, value: UInt64)
     case highestPriorityPending(priorityMask: Priority)
     case acknowledge(priorityMask: Priority)
+    /// WAIT_ACK: acknowledge as ``acknowledge(priorityMask:)`` does, or, with nothing to take and no
+    /// WAKE latched, wait until something is (Protocol/PROTOCOL.md, WAIT_ACK). An earlier wait on
+    /// the vCPU is answered with 1023.
+    case waitAcknowledge(priorityMask: Priority)
+    /// WAKE: answers the vCPU's waiting WAIT_ACK with 1023, or latches the wake for the next one.
+    case wake
     case pendingLPIs(from: INTID, limit: Int)
     /// Replaces the vCPU's notify eventfd (nil: none); the lane closes the one it replaces.
     case setNotifyFD(Int32?)
@@ -94,6 +100,9 @@ public enum LaneWork: Sendable {
     case clock(UInt64)
     /// The lane's statistics for `vm` (every VM when nil), answered as ``LaneReply/statistics(_:)``.
     case statistics(VMKey?, ticket: ReplyTicket)
+    /// Ends the wait of the WAIT_ACK answered through `ticket`, with 1023, if it is still waiting
+    /// on `vcpu` of `vm` (its timeout passed, its connection closed, the server is shutting down).
+    case endWait(VMKey, VCPUIndex, ticket: ReplyTicket)
 }
 
 /// What a lane reports for STATS.

@@ -74,11 +74,19 @@ public struct LaneRedistributors: RedistributorOperations {
         return count
     }
 
-    /// Sends every batch to its lane.
-    public mutating func flush() {
+    /// Sends every batch to its lane, or runs it here when the lane is idle and the batch small
+    /// (``LaneGroup/runIfIdle(_:onLane:)``). Returns how many batches ran here.
+    @discardableResult
+    public mutating func flush() -> Int {
+        var ranHere = 0
         for index in batches.indices where !batches[index].isEmpty {
-            lanes.lanes[index].submit(moving: &batches[index])
+            if lanes.runIfIdle(&batches[index], onLane: index) {
+                ranHere += 1
+            } else {
+                lanes.lanes[index].submit(moving: &batches[index])
+            }
         }
+        return ranHere
     }
 
     public mutating func mapLPI(_ intid: INTID, on vcpu: VCPUIndex) {

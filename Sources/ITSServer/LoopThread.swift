@@ -13,6 +13,8 @@ public final class LoopThread<Item: Sendable>: @unchecked Sendable {
     // release ordering, and read by producers only after init observed that with acquire ordering.
 
     public let name: String
+    /// Held by this thread while it takes and handles a batch (``Mailbox``).
+    public let ownership: Ownership?
     private var mailbox: Mailbox<Item>?
     private var thread = pthread_t()
     private var stopping = false
@@ -20,9 +22,11 @@ public final class LoopThread<Item: Sendable>: @unchecked Sendable {
     private let state = Atomic<Int>(0)
 
     /// Starts the thread. `setUp` runs first on the new thread with its loop (to add handles); the
-    /// handler it returns receives every drained batch, in order, on that thread.
-    public init(name: String, setUp: @escaping @Sendable (EventLoop) -> (inout [Item]) -> Void) {
+    /// handler it returns receives every drained batch, in order, on that thread, holding
+    /// `ownership` if given. `setUp` has returned when this does.
+    public init(name: String, ownership: Ownership? = nil, setUp: @escaping @Sendable (EventLoop) -> (inout [Item]) -> Void) {
         self.name = name
+        self.ownership = ownership
         start(setUp)
     }
 
@@ -35,7 +39,7 @@ public final class LoopThread<Item: Sendable>: @unchecked Sendable {
     private func main(_ setUp: (EventLoop) -> (inout [Item]) -> Void) {
         let loop = EventLoop()
         let handler = setUp(loop)
-        let mailbox = Mailbox<Item>(loop: loop) { [unowned self] batch in
+        let mailbox = Mailbox<Item>(loop: loop, ownership: ownership) { [unowned self] batch in
             if !batch.isEmpty { handler(&batch) }
             // Items submitted before stop() must all be handled: stop() sets the state after its
             // caller's last submit, so a queue taken after seeing the state holds them all.

@@ -8,6 +8,9 @@ import Glibc
 ///
 /// - Lock order: the wake lock serialises `uv_async_send` from producers with the consumer closing
 ///   the handle; it is a leaf, taken after the queue's append has returned, never inside it.
+/// With an ``Ownership``, the consumer holds it from taking the queue until the handler returns, so
+/// that whoever else holds it knows no batch is between the queue and the handler.
+///
 /// - Context: created, drained and closed on the loop's thread; `post` from any thread.
 public final class Mailbox<Item: Sendable>: @unchecked Sendable {
     // @unchecked Sendable: producers touch only `queue` (thread-safe) and `wake()`, whose use of
@@ -19,8 +22,12 @@ public final class Mailbox<Item: Sendable>: @unchecked Sendable {
     private let wakeLock: UnsafeMutablePointer<pthread_mutex_t>
     private var handler: (inout [Item]) -> Void
     private var batch: [Item] = []
+    private let ownership: Ownership?
 
-    public init(loop: EventLoop, handler: @escaping (inout [Item]) -> Void) {
+    /// A mailbox on `loop` whose batches go to `handler`, taken and handled holding `ownership`
+    /// when there is one.
+    public init(loop: EventLoop, ownership: Ownership? = nil, handler: @escaping (inout [Item]) -> Void) {
+        self.ownership = ownership
         wakeLock = .allocate(capacity: 1)
         pthread_mutex_init(wakeLock, nil)
         self.handler = handler
@@ -61,6 +68,8 @@ public final class Mailbox<Item: Sendable>: @unchecked Sendable {
     /// Hands everything queued to the handler — an empty batch when woken with nothing queued.
     /// - Context: the loop's thread.
     public func drain() {
+        ownership?.acquire()
+        defer { ownership?.release() }
         queue.drain(into: &batch)
         handler(&batch)
         batch.removeAll(keepingCapacity: true)

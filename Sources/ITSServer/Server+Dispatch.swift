@@ -227,6 +227,15 @@ extension Server {
             laneRequest(vm, vcpu, .acknowledge(priorityMask: Priority(mask)), session: session, frame: frame) { reply in
                 .ackReply(Self.wireLPI(reply))
             }
+        case let .waitAck(id, vcpu, mask, timeout):
+            session.notifyOutstanding.remove(Session.VCPUSlot(vm: VMKey(id.rawValue), vcpu: vcpu.rawValue))
+            guard let vm = attachedVM(id, session, fail) else { return }
+            guard vcpu.rawValue < vm.config.vcpuCount else { return fail(.noSuchVCPU, detail: UInt32(vcpu.rawValue)) }
+            waitAcknowledge(vm, vcpu, mask: mask, timeoutMicroseconds: timeout, session: session, frame: frame)
+        case let .wake(id, vcpu):
+            guard let vm = attachedVM(id, session, fail) else { return }
+            guard vcpu.rawValue < vm.config.vcpuCount else { return fail(.noSuchVCPU, detail: UInt32(vcpu.rawValue)) }
+            wake(vm, vcpu, session: session, frame: frame)
         case let .pending(id, vcpu, cursor, maxEntries):
             session.notifyOutstanding.remove(Session.VCPUSlot(vm: VMKey(id.rawValue), vcpu: vcpu.rawValue))
             guard let vm = attachedVM(id, session, fail) else { return }
@@ -312,8 +321,9 @@ extension Server {
     }
 
     /// Sends `request` to the lane of `vcpu`; the reply (built by `answer`) goes out in order.
+    @discardableResult
     func laneRequest(_ vm: ServerVM, _ vcpu: Wire.VCPU, _ request: LaneRequest, session: Session, frame: Frame,
-                     answer: @escaping (LaneReply) -> Message)
+                     answer: @escaping (LaneReply) -> Message) -> ReplyTicket
     {
         let slot: UInt64? = frame.noReply ? nil : session.reserveSlot()
         let id = frame.messageID
@@ -325,5 +335,6 @@ extension Server {
         let index = VCPUIndex(vcpu.rawValue)
         vm.operations.queue(.request(vm.key, index, request, ticket: ticket), for: index)
         markDirty(vm)
+        return ticket
     }
 }

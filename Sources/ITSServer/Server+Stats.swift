@@ -13,6 +13,11 @@ struct ServerCounters {
     var laneWorkHolds: UInt64 = 0
     /// The most NO_REPLY lane work any one connection had unanswered.
     var laneWorkPeak = 0
+    /// Lane batches the loop thread ran itself because their lane was idle.
+    var batchesRunOnLoop: UInt64 = 0
+    /// WAIT_ACK and WAKE requests.
+    var waitAcknowledges: UInt64 = 0
+    var wakes: UInt64 = 0
     /// uv_hrtime when the server started.
     let startedAt = uv_hrtime()
 }
@@ -80,6 +85,11 @@ extension Server {
         builder.counter("no_reply_holds_total", counters.laneWorkHolds,
                         "Times a connection was not read until the lanes caught up with its NO_REPLY requests")
         builder.gauge("vms", Int64(registry.vms.count), "VMs, attached or in their grace period")
+        builder.counter("wait_acks_total", counters.waitAcknowledges, "WAIT_ACK requests")
+        builder.gauge("wait_acks_waiting", Int64(waits.count), "WAIT_ACKs waiting for an LPI, a WAKE or their timeout")
+        builder.counter("wakes_total", counters.wakes, "WAKE requests")
+        builder.counter("lane_batches_on_loop_total", counters.batchesRunOnLoop,
+                        "Small batches of lane work the main loop thread ran itself because their lane was idle")
         builder.counter("loop_idle_ns_total", loop.idleTimeNanoseconds, unit: .nanoseconds,
                         "Nanoseconds the main loop thread (connections, ITS commands) spent blocked waiting for events since itsd started; "
                             + "its busy fraction over an interval is 1 - (increase of this counter) / (interval in ns)")

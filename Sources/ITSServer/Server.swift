@@ -69,6 +69,11 @@ public final class Server {
     var counters = ServerCounters()
     /// DUMP cursors and snapshot images, by connection.
     var transfers: [UInt64: ConnectionTransfers] = [:]
+    /// WAIT_ACKs waiting on the lanes, by the ticket each is answered through.
+    var waits: [ReplyTicket: WaitingAcknowledge] = [:]
+    /// Ends WAIT_ACKs at their timeouts; armed for the earliest, at `waitTimerDeadline`.
+    var waitTimer: TimerHandle?
+    var waitTimerDeadline: UInt64?
 
     public init(configuration: Configuration, loop: EventLoop = EventLoop()) throws(SystemError) {
         self.configuration = configuration
@@ -122,6 +127,8 @@ public final class Server {
         tcpListener?.close()
         tcpListener = nil
         for session in sessions.values { session.drain() }
+        // A waiting WAIT_ACK is a reply owed: it ends now, with 1023.
+        endWaits { _ in true }
         let deadline = uv_now(loop.pointer) + configuration.shutdownDeadline
         shutdownTimer = TimerHandle(loop: loop) { [unowned self] in
             for session in self.sessions.values where session.owesNothing { session.connection.close() }
@@ -154,6 +161,7 @@ public final class Server {
         for vm in registry.vms.values { vm.close() }
         graceTimer?.close()
         workTimer?.close()
+        waitTimer?.close()
         lanes.stop()
         mailbox.close()
         loop.stop()
@@ -186,6 +194,7 @@ public final class Server {
             self.sessions[connection.id] = nil
             self.transfers[connection.id] = nil
             self.unauthenticated.remove(connection.id)
+            if !self.waits.isEmpty { self.endWaits { $0.connection == connection.id } }
             self.configuration.logger.debug("connection \(connection.id) closed")
             self.registry.connectionClosed(connection.id, now: uv_now(self.loop.pointer))
         }
@@ -206,7 +215,7 @@ public final class Server {
                 continue
             }
             if !charges.isEmpty { coverLaneWork(vm, charges) }
-            vm.operations.flush()
+            counters.batchesRunOnLoop &+= UInt64(vm.operations.flush())
             runnable = runnable || Self.hasRunnableWork(vm)
         }
         dirty.removeAll(keepingCapacity: true)
@@ -266,6 +275,7 @@ public final class Server {
         for work in batch {
             switch work {
             case let .reply(ticket, reply):
+                waitAnswered(ticket)
                 awaiting.removeValue(forKey: ticket)?(reply)
             case let .deliverable(key, vcpu):
                 notifySubscribers(key, vcpu)

@@ -85,6 +85,10 @@ public final class WorkQueue<Item: Sendable>: @unchecked Sendable {
         locked { items in swap(&items, &spare) }
     }
 
+    /// Whether nothing is waiting (stale as soon as it is read, unless only the caller's thread
+    /// appends). - Context: any thread.
+    public var isEmpty: Bool { locked { $0.isEmpty } }
+
     /// The number of items waiting (a gauge for stats; stale as soon as it is read).
     public var depth: Int { locked { $0.count } }
 }

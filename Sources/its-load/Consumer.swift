@@ -1,14 +1,26 @@
-// A consumer thread plays the vCPUs' CPU interfaces: it waits on the notify eventfds of its vCPUs
-// (epoll) and acknowledges each woken vCPU with ACK until the server answers 1023, so that no LPI is
-// left pending (PROTOCOL.md 5 and 6.14). ACKs are pipelined in growing windows; the frames are encoded
-// once, and the loop allocates nothing.
+// A consumer thread plays the vCPUs' CPU interfaces. With `--acknowledge notify` it waits on the
+// notify eventfds of its vCPUs (epoll) and acknowledges each woken vCPU with ACK until the server
+// answers 1023, so that no LPI is left pending (PROTOCOL.md 5 and 6.14); ACKs are pipelined in growing
+// windows. With `--acknowledge wait` it has one vCPU and blocks in WAIT_ACK, as a vCPU thread idle in
+// WFI would, and the server answers it with the next LPI. Frames are encoded once, and the loops
+// allocate nothing.
 import CITSLoad
 import Glibc
 import Histogram
 import ITSWire
 
+/// How consumers take LPIs (`--acknowledge`).
+enum AcknowledgeStyle: String, CaseIterable, Sendable {
+    /// Wait on the notify eventfds, then ACK until 1023.
+    case notify
+    /// Block in WAIT_ACK, one vCPU per consumer.
+    case wait
+}
+
 /// Owned by its thread while the run goes on; the main thread reads the results after joining it.
 final class Consumer: @unchecked Sendable {
+    /// How long one WAIT_ACK waits before the consumer looks whether the run is draining.
+    static let waitTimeoutMicroseconds: UInt32 = 20_000
     static let maxWindow = 32
     let connection: WireConnection
     let vcpus: [Int]
@@ -21,6 +33,8 @@ final class Consumer: @unchecked Sendable {
     /// `maxWindow` encoded ACK frames per vCPU, back to back.
     private let ackFrames: UnsafeMutableRawBufferPointer
     private let ackFrameLength: Int
+    /// The WAIT_ACK frame of the consumer's vCPU (wait style), else empty.
+    private let waitFrame: [UInt8]
 
     /// Inject -> acknowledge, in ns.
     var latency = makeLatencyHistogram()
@@ -32,7 +46,7 @@ final class Consumer: @unchecked Sendable {
     var error: LoadError?
 
     init(connection: WireConnection, vm: VMID, vcpus: [Int], notifyFDs: [Int32], tracker: LPITracker,
-         control: RunControl, doneFDs: [Int32]) throws {
+         control: RunControl, doneFDs: [Int32], style: AcknowledgeStyle) throws {
         self.connection = connection
         self.vcpus = vcpus
         self.notifyFDs = notifyFDs
@@ -44,6 +58,10 @@ final class Consumer: @unchecked Sendable {
         for (slot, fd) in notifyFDs.enumerated() where its_load_epoll_add(epoll, fd, UInt64(slot)) != 0 {
             throw LoadError.system("epoll_ctl")
         }
+        waitFrame = style == .wait
+            ? Frame(.waitAck(vm, Wire.VCPU(rawValue: UInt16(vcpus[0])), priorityMask: 0xFF, timeoutMicroseconds: Self.waitTimeoutMicroseconds),
+                    id: MessageID(rawValue: 0)).encoded
+            : []
         let one = Frame(.ack(vm, Wire.VCPU(rawValue: 0), priorityMask: 0xFF), id: MessageID(rawValue: 0)).encoded
         ackFrameLength = one.count
         ackFrames = .allocate(byteCount: one.count * Self.maxWindow * vcpus.count, alignment: 8)
@@ -63,6 +81,7 @@ final class Consumer: @unchecked Sendable {
     }
 
     func run() {
+        if !waitFrame.isEmpty { return runWaiting() }
         do {
             var tokens = [UInt64](repeating: 0, count: 64)
             while !control.draining.load(ordering: .acquiring), !control.failed.load(ordering: .relaxed) {
@@ -84,6 +103,39 @@ final class Consumer: @unchecked Sendable {
         }
     }
 
+    /// Wait style: WAIT_ACK after WAIT_ACK on the one vCPU until the run drains, then ACK what is left.
+    private func runWaiting() {
+        do {
+            while !control.draining.load(ordering: .acquiring), !control.failed.load(ordering: .relaxed) {
+                try waitFrame.withUnsafeBytes { try connection.sendRaw($0) }
+                acksSent += 1
+                let reply = try connection.receive()
+                guard case .waitAckReply(let lpi) = reply.message else { throw LoadError("WAIT_ACK: unexpected reply \(reply.message)") }
+                let intid = Int(lpi.intid.rawValue)
+                guard intid != 1023 else { continue }
+                wakeups += 1
+                let time = now()
+                try took(intid, at: time, wake: time, first: true)
+            }
+            for slot in 0 ..< vcpus.count { try drain(slot, wake: 0) }
+        } catch {
+            self.error = error as? LoadError ?? LoadError("\(error)")
+            control.failed.store(true, ordering: .relaxed)
+        }
+    }
+
+    /// Records that `intid` was acknowledged at `time` (the consumer woke at `wake`; 0 when it did
+    /// not wait), and lets an irqfd injector send its next MSI.
+    private func took(_ intid: Int, at time: UInt64, wake: UInt64, first: Bool) throws {
+        let index = intid - 8192
+        guard index >= 0, index < tracker.count else { throw LoadError("ACK returned INTID \(intid), never mapped") }
+        let since = tracker.acknowledged(index, at: time)
+        acknowledged += 1
+        if since != 0, time > since { latency.record(time - since) }
+        if first, wake != 0, since != 0, wake > since { wakeLatency.record(wake - since) }
+        if !doneFDs.isEmpty, doneFDs[index] >= 0 { signalEventFD(doneFDs[index]) }
+    }
+
     /// ACKs vCPU `slot` until a window of replies ends with 1023.
     private func drain(_ slot: Int, wake: UInt64) throws {
         var window = 1
@@ -103,15 +155,8 @@ final class Consumer: @unchecked Sendable {
                     continue
                 }
                 lastWasNone = false
-                let index = intid - 8192
-                guard index >= 0, index < tracker.count else { throw LoadError("ACK returned INTID \(intid), never mapped") }
-                let time = now()
-                let since = tracker.acknowledged(index, at: time)
-                acknowledged += 1
-                if since != 0, time > since { latency.record(time - since) }
-                if first, wake != 0, since != 0, wake > since { wakeLatency.record(wake - since) }
+                try took(intid, at: now(), wake: wake, first: first)
                 first = false
-                if !doneFDs.isEmpty, doneFDs[index] >= 0 { signalEventFD(doneFDs[index]) }
             }
             if lastWasNone { return }
             window = min(window * 2, Self.maxWindow)

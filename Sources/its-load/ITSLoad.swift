@@ -36,6 +36,8 @@ struct ITSLoad: ParsableCommand {
     var connections = 1
     @Option(name: .long, help: "Consumer threads acknowledging LPIs (at most one per vCPU); 0 acknowledges nothing, so every injected LPI counts as lost (a check of the loss accounting).")
     var consumers = 2
+    @Option(name: .long, help: "How consumers take LPIs: notify (wait on each vCPU's notify eventfd, then ACK until 1023) or wait (one consumer per vCPU blocks in WAIT_ACK, as a vCPU thread idle in WFI would; --consumers then only says whether there are any).")
+    var acknowledge = "notify"
     @Option(name: .long, help: "Lanes of the itsd this program starts (default: itsd's own).")
     var lanes: Int?
     @Option(name: .long, help: "Use the itsd listening on this socket instead of starting one.")
@@ -63,6 +65,12 @@ struct ITSLoad: ParsableCommand {
         guard consumers > 0 || mode != LoadMode.irqfd.rawValue else {
             throw ValidationError("irqfd mode waits for each acknowledge: --consumers must be at least 1")
         }
+        guard AcknowledgeStyle(rawValue: acknowledge) != nil else {
+            throw ValidationError("--acknowledge must be one of \(AcknowledgeStyle.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard acknowledge != AcknowledgeStyle.wait.rawValue || vcpus <= 64 else {
+            throw ValidationError("--acknowledge wait runs a consumer thread per vCPU: -v must be at most 64")
+        }
         guard lanes.map({ (1 ... 256).contains($0) }) ?? true else { throw ValidationError("--lanes must be 1 ... 256") }
     }
 
@@ -72,7 +80,7 @@ struct ITSLoad: ParsableCommand {
             workload: Workload(vcpus: vcpus, devices: devices, events: events),
             mode: LoadMode(rawValue: mode)!, batch: batch, iterations: iterations,
             duration: duration.map { UInt64($0 * 1e9) } ?? 0, connections: connections, consumers: consumers,
-            lanes: lanes, socket: socket, floorDuration: UInt64(floorDuration * 1e9))
+            acknowledge: AcknowledgeStyle(rawValue: acknowledge)!, lanes: lanes, socket: socket, floorDuration: UInt64(floorDuration * 1e9))
         do {
             let result = try LoadRun.run(options)
             print(json ? result.json : result.text)

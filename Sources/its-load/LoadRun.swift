@@ -12,6 +12,8 @@ struct LoadOptions: Sendable {
     var duration: UInt64
     var connections: Int
     var consumers: Int
+    /// How consumers take LPIs.
+    var acknowledge: AcknowledgeStyle
     var lanes: Int?
     var socket: String?
     var floorDuration: UInt64
@@ -94,7 +96,8 @@ enum LoadRun {
                                                 iterations: options.iterations, duration: options.duration))
             }
         }
-        let consumerCount = min(options.consumers, workload.vcpus)
+        // A vCPU that waits in WAIT_ACK holds its connection's replies: one consumer per vCPU.
+        let consumerCount = options.consumers == 0 ? 0 : options.acknowledge == .wait ? workload.vcpus : min(options.consumers, workload.vcpus)
         var consumers: [Consumer] = []
         for index in 0 ..< consumerCount {
             let connection = try WireConnection(path: path)
@@ -103,7 +106,7 @@ enum LoadRun {
             let vcpus = Array(stride(from: index, to: workload.vcpus, by: consumerCount))
             consumers.append(try Consumer(connection: connection, vm: guest.vm, vcpus: vcpus,
                                           notifyFDs: vcpus.map { guest.notifyFDs[$0] }, tracker: tracker,
-                                          control: control, doneFDs: doneFDs))
+                                          control: control, doneFDs: doneFDs, style: options.acknowledge))
         }
 
         let consumerThreads = consumers.map { consumer in startThread { consumer.run() } }

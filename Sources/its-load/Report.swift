@@ -25,6 +25,7 @@ extension LoadResult {
         }
         return [
             ("mode", .string(o.mode.rawValue)),
+            ("acknowledge", .string(o.acknowledge.rawValue)),
             ("msis", .int(msis)),
             ("msis_per_s", .number(perSecond)),
             ("seconds", .number(seconds)),
