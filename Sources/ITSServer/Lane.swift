@@ -59,7 +59,9 @@ public final class LaneGroup: Sendable {
               let ownership = lanes[index].ownership, ownership.tryAcquire() else { return false }
         defer { ownership.release() }
         guard lanes[index].queue.isEmpty, let state = states[index].state else { return false }
+        state.postsLocally = true
         state.handle(&batch)
+        state.postsLocally = false
         batch.removeAll(keepingCapacity: true)
         return true
     }
@@ -163,6 +165,9 @@ final class LaneState {
     /// The VM the last lookup found: the items of a batch mostly name the same VM.
     private var lastVM: (key: VMKey, state: LaneVM)?
     private var outgoing: [LoopWork] = []
+    /// Whether the loop thread is running a batch here (``LaneGroup/runIfIdle(_:onLane:)``), so
+    /// that replies go to its mailbox without a wakeup.
+    var postsLocally = false
     /// Redistributors with background work (an INVALL sweep, a pending-table load), done one
     /// budget per loop turn so that one vCPU's sweep never holds the others on this lane.
     private var busy: Set<VCPUKey> = []
@@ -219,7 +224,9 @@ final class LaneState {
     }
 
     private func flushOutgoing() {
-        if !outgoing.isEmpty {
+        if postsLocally {
+            replies.postLocally(moving: &outgoing)
+        } else if !outgoing.isEmpty {
             replies.post(moving: &outgoing)
         }
     }

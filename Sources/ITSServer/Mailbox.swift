@@ -11,10 +11,15 @@ import Glibc
 /// With an ``Ownership``, the consumer holds it from taking the queue until the handler returns, so
 /// that whoever else holds it knows no batch is between the queue and the handler.
 ///
+/// The loop's own thread posts with ``postLocally(moving:)`` instead (a lane's work it ran itself):
+/// no lock and no `uv_async_send`, and the items reach the handler in the same loop iteration's
+/// idle phase, behind everything other threads had queued before.
+///
 /// - Context: created, drained and closed on the loop's thread; `post` from any thread.
 public final class Mailbox<Item: Sendable>: @unchecked Sendable {
     // @unchecked Sendable: producers touch only `queue` (thread-safe) and `wake()`, whose use of
-    // `wakeup` and `closed` is under `wakeLock`; `batch` and `handler` belong to the loop's thread.
+    // `wakeup` and `closed` is under `wakeLock`; `batch`, `handler`, `local` and `localWakeup`
+    // belong to the loop's thread.
 
     public let queue = WorkQueue<Item>()
     private var wakeup: AsyncWakeup?
@@ -23,6 +28,9 @@ public final class Mailbox<Item: Sendable>: @unchecked Sendable {
     private var handler: (inout [Item]) -> Void
     private var batch: [Item] = []
     private let ownership: Ownership?
+    /// Items the loop's own thread posted, handled behind the queue's.
+    private var local: [Item] = []
+    private var localWakeup: IdleHandle?
 
     /// A mailbox on `loop` whose batches go to `handler`, taken and handled holding `ownership`
     /// when there is one.
@@ -32,6 +40,10 @@ public final class Mailbox<Item: Sendable>: @unchecked Sendable {
         pthread_mutex_init(wakeLock, nil)
         self.handler = handler
         wakeup = AsyncWakeup(loop: loop) { [unowned self] in self.drain() }
+        localWakeup = IdleHandle(loop: loop) { [unowned self] in
+            self.localWakeup?.stop()
+            self.drain()
+        }
     }
 
     deinit {
@@ -55,6 +67,19 @@ public final class Mailbox<Item: Sendable>: @unchecked Sendable {
         if queue.append(moving: &items) { wake() }
     }
 
+    /// Queues a batch from the consumer's own thread, leaving `items` empty; the handler gets it
+    /// before the loop next polls. - Context: the loop's thread.
+    public func postLocally(moving items: inout [Item]) {
+        guard !items.isEmpty else { return }
+        if local.isEmpty {
+            swap(&local, &items)
+        } else {
+            local.append(contentsOf: items)
+            items.removeAll(keepingCapacity: true)
+        }
+        localWakeup?.start()
+    }
+
     /// Wakes the consumer even when nothing is queued (to make it look at other state).
     /// - Context: any thread.
     public func wakeEvenIfEmpty() { wake() }
@@ -71,6 +96,11 @@ public final class Mailbox<Item: Sendable>: @unchecked Sendable {
         ownership?.acquire()
         defer { ownership?.release() }
         queue.drain(into: &batch)
+        if !local.isEmpty {
+            // Behind what other threads queued before: a lane's replies stay in the order made.
+            batch.append(contentsOf: local)
+            local.removeAll(keepingCapacity: true)
+        }
         handler(&batch)
         batch.removeAll(keepingCapacity: true)
     }
@@ -82,6 +112,8 @@ public final class Mailbox<Item: Sendable>: @unchecked Sendable {
         closed = true
         wakeup?.close()
         wakeup = nil
+        localWakeup?.close()
+        localWakeup = nil
         pthread_mutex_unlock(wakeLock)
     }
 }

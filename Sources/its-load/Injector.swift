@@ -221,8 +221,23 @@ final class StreamInjector: Injector, @unchecked Sendable {
 
 func gcd(_ a: Int, _ b: Int) -> Int { b == 0 ? max(a, 1) : gcd(b, a % b) }
 
-/// `rtt`: one INJECT with a reply outstanding; the round trip is the path latency.
+/// `rtt`: one MSI outstanding. Each INJECT is sent with a reply, and the next one goes when a
+/// consumer has acknowledged the LPI (without consumers, when the reply has come), so that
+/// inject -> acknowledge is one MSI's path through itsd and never a wait behind others. The INJECT
+/// round trip is recorded as the path latency.
 final class RTTInjector: Injector, @unchecked Sendable {
+    /// Signalled by the consumer that acknowledges one of this injector's LPIs; nil without consumers.
+    let doneFD: Int32?
+
+    init(connection: WireConnection, vm: VMID, lpis: [Int], workload: Workload, tracker: LPITracker, control: RunControl,
+         iterations: Int, duration: UInt64, waitsForAcknowledge: Bool) throws {
+        doneFD = waitsForAcknowledge ? try makeEventFD(nonblocking: false) : nil
+        super.init(connection: connection, vm: vm, lpis: lpis, workload: workload, tracker: tracker, control: control,
+                   iterations: iterations, duration: duration)
+    }
+
+    deinit { if let doneFD { close(doneFD) } }
+
     override func inject(deadline: UInt64) throws {
         var frame = Frame(.inject(vm, Wire.DeviceID(0), Wire.EventID(0)), id: MessageID(rawValue: 0)).encoded
         var pair = 0
@@ -238,6 +253,7 @@ final class RTTInjector: Injector, @unchecked Sendable {
                 let end = now()
                 guard case .done(.inject) = reply.message else { throw LoadError("INJECT: unexpected reply \(reply.message)") }
                 pathLatency.record(end - start)
+                if let doneFD, !waitEventFD(doneFD, timeoutMs: 2000) { timeouts += 1 }
                 sent += 1
                 pair += 1
                 if pair == lpis.count { pair = 0 }

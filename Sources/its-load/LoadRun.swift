@@ -81,8 +81,14 @@ enum LoadRun {
             try guest.attach(connection)
             switch options.mode {
             case .rtt:
-                injectors.append(RTTInjector(connection: connection, vm: guest.vm, lpis: share, workload: workload, tracker: tracker,
-                                             control: control, iterations: options.iterations, duration: options.duration))
+                let injector = try RTTInjector(connection: connection, vm: guest.vm, lpis: share, workload: workload, tracker: tracker,
+                                               control: control, iterations: options.iterations, duration: options.duration,
+                                               waitsForAcknowledge: options.consumers > 0)
+                if let doneFD = injector.doneFD {
+                    if doneFDs.isEmpty { doneFDs = [Int32](repeating: -1, count: workload.lpiCount) }
+                    for lpi in share { doneFDs[lpi] = doneFD }
+                }
+                injectors.append(injector)
             case .irqfd:
                 let injector = try IRQFDInjector(binding: connection, vm: guest.vm, lpis: share, workload: workload,
                                                  tracker: tracker, control: control, iterations: options.iterations,

@@ -1,0 +1,175 @@
+import CITSSupport
+import Glibc
+import ITSModel
+import ITSWire
+import Synchronization
+import Testing
+@testable import ITSServer
+
+/// WAIT_ACK and WAKE over the socket (Protocol/PROTOCOL.md, WAIT_ACK): a vCPU connection waiting
+/// is answered by an MSI from another connection, by its timeout, by WAKE or a latched WAKE; a
+/// closed connection's wait takes nothing; destroying the VM ends a wait with NO_SUCH_VM; a
+/// graceful shutdown ends it with 1023 without waiting for the deadline.
+@Suite(.serialized) struct WaitAckServerTests {
+    static let device = Wire.DeviceID(rawValue: 7)
+
+    /// A second connection to `vm`'s VM, attached as an operator (the tests run as root or as
+    /// the server's own uid).
+    private static func vcpuConnection(_ path: String, _ vm: ClientVM) -> ClientVM? {
+        guard let client = TestClient(path: path) else { return nil }
+        let waiter = ClientVM(client: client)
+        _ = waiter.call(.hello(Hello(capabilities: .defined, limits: .defaults)))
+        guard waiter.call(.attachVM(vm.vm, token: .operatorAttachToken))?.status == .ok else { return nil }
+        waiter.vm = vm.vm
+        return waiter
+    }
+
+    private static func waitAck(_ vm: VMID, vcpu: UInt16 = 1, timeout: UInt32) -> Message {
+        .waitAck(vm, Wire.VCPU(rawValue: vcpu), priorityMask: 0xFF, timeoutMicroseconds: timeout)
+    }
+
+    /// One of the server's own statistics (the whole-server STATS report), as a number.
+    private static func serverStat(_ vm: ClientVM, _ name: String) -> Int64? {
+        guard let frame = vm.call(.stats(VMID.all, includeSchema: true)), let values = StatsLog.values(frame) else { return nil }
+        switch values[name] {
+        case .counter(let value)?: return Int64(value)
+        case .gauge(let value)?: return value
+        default: return nil
+        }
+    }
+
+    private static func intid(_ frame: Frame?) -> UInt32? {
+        guard case .waitAckReply(let lpi)? = frame?.message else { return nil }
+        return lpi.intid.rawValue
+    }
+
+    @Test func waitsAreAnsweredByMSIsTimeoutsAndWakes() throws {
+        let path = temporarySocketPath("wait-ack")
+        let server = try Server(configuration: .init(socketPath: path, lanes: 2))
+        let log = WaitAckLog()
+        runLoop(server.loop) {
+            guard let client = TestClient(path: path) else { return }
+            let vm = ClientVM(client: client)
+            _ = vm.call(.hello(Hello(capabilities: .defined, limits: .defaults)))
+            guard case let .createVMReply(id, _)? = vm.call(.createVM(VMConfig(vcpuCount: 2, deviceIDBits: 16, eventIDBits: 16, intidBits: 16)))?.message else { return }
+            vm.vm = id
+            _ = vm.call(.addMemRegion(MemRegion(vm: id, guestAddress: 0, size: UInt64(ClientVM.ramSize), fileOffset: 0)), fds: [vm.memfd])
+            _ = vm.programGuest()     // 7/0..3 -> 8192..8195 on vCPU 1
+            guard let waiter = Self.vcpuConnection(path, vm) else { return }
+
+            // Waiting, then an MSI from the other connection.
+            waiter.client.send(Frame(Self.waitAck(id, timeout: .max), id: MessageID(rawValue: 100)))
+            usleep(20_000)
+            log.statuses.append(vm.call(.inject(id, Self.device, Wire.EventID(rawValue: 2)))?.status)
+            log.taken.append(Self.intid(waiter.client.receive()))
+            log.drained.append(vm.drain(1))
+
+            // The timeout.
+            var start = monotonicNanoseconds()
+            log.taken.append(Self.intid(waiter.call(Self.waitAck(id, timeout: 30_000))))
+            log.timeoutNanoseconds = monotonicNanoseconds() - start
+
+            // WAKE from the other connection ends a wait.
+            waiter.client.send(Frame(Self.waitAck(id, timeout: .max), id: MessageID(rawValue: 101)))
+            usleep(20_000)
+            log.statuses.append(vm.call(.wake(id, Wire.VCPU(rawValue: 1)))?.status)
+            log.taken.append(Self.intid(waiter.client.receive()))
+
+            // A WAKE with nobody waiting is latched: the next wait returns at once.
+            log.statuses.append(vm.call(.wake(id, Wire.VCPU(rawValue: 1)))?.status)
+            start = monotonicNanoseconds()
+            log.taken.append(Self.intid(waiter.call(Self.waitAck(id, timeout: .max))))
+            // Timeout 0 does not wait: an ACK.
+            log.taken.append(Self.intid(waiter.call(Self.waitAck(id, timeout: 0))))
+            log.immediateNanoseconds = monotonicNanoseconds() - start
+
+            // A wait on a vCPU the VM does not have.
+            log.statuses.append(waiter.call(Self.waitAck(id, vcpu: 5, timeout: .max))?.status)
+
+            // SET_VCPU_NOTIFY while an LPI is deliverable writes the new eventfd at once.
+            log.statuses.append(vm.call(.inject(id, Self.device, Wire.EventID(rawValue: 0)))?.status)
+            let notify = its_eventfd(0, 1)
+            log.statuses.append(vm.call(.setVCPUNotify(id, Wire.VCPU(rawValue: 1)), fds: [notify])?.status)
+            var counter: UInt64 = 0
+            log.notifiedAtOnce = read(notify, &counter, 8) == 8 && counter >= 1
+            close(notify)
+            log.drained.append(vm.drain(1))
+
+            // The waiting connection closes: its wait takes nothing, and a later MSI stays pending.
+            waiter.client.send(Frame(Self.waitAck(id, timeout: .max), id: MessageID(rawValue: 102)))
+            usleep(20_000)
+            log.waitingBeforeClose = Self.serverStat(vm, "wait_acks_waiting")
+            close(waiter.client.fd)
+            usleep(50_000)
+            log.statuses.append(vm.call(.inject(id, Self.device, Wire.EventID(rawValue: 3)))?.status)
+            log.drained.append(vm.drain(1))
+            log.waitingAfterClose = Self.serverStat(vm, "wait_acks_waiting")
+            log.waitAcksTotal = Self.serverStat(vm, "wait_acks_total")
+            log.wakesTotal = Self.serverStat(vm, "wakes_total")
+
+            // Destroying the VM ends a wait with NO_SUCH_VM.
+            guard let last = Self.vcpuConnection(path, vm) else { return }
+            last.client.send(Frame(Self.waitAck(id, vcpu: 0, timeout: .max), id: MessageID(rawValue: 103)))
+            usleep(20_000)
+            log.statuses.append(vm.call(.destroyVM(id))?.status)
+            log.destroyedWait = last.client.receive()?.status
+        }
+        server.stop()
+        #expect(log.statuses == [.ok, .ok, .ok, .noSuchVCPU, .ok, .ok, .ok, .ok])
+        #expect(log.taken == [8194, 1023, 1023, 1023, 1023])
+        #expect(log.drained == [[], [8192], [8195]], "what a wait took is not pending; a closed connection's wait took nothing")
+        #expect(log.timeoutNanoseconds >= 29_000_000 && log.timeoutNanoseconds < 2_000_000_000, "\(log.timeoutNanoseconds) ns")
+        #expect(log.immediateNanoseconds < 1_000_000_000, "a latched WAKE and timeout 0 do not wait")
+        #expect(log.notifiedAtOnce, "SET_VCPU_NOTIFY wrote the eventfd of an already deliverable vCPU")
+        #expect(log.waitingBeforeClose == 1)
+        #expect(log.waitingAfterClose == 0)
+        #expect(log.waitAcksTotal == 6)
+        #expect(log.wakesTotal == 2)
+        #expect(log.destroyedWait == .noSuchVM)
+    }
+
+    @Test func aGracefulShutdownEndsWaitsAtOnce() throws {
+        let path = temporarySocketPath("wait-ack-shutdown")
+        let server = try Server(configuration: .init(socketPath: path, lanes: 2))
+        let log = WaitAckLog()
+        let shutDown = Atomic<Bool>(false)
+        let done = Atomic<Bool>(false)
+        let client = startThread {
+            defer { done.store(true, ordering: .releasing) }
+            guard let connection = TestClient(path: path) else { return }
+            let vm = ClientVM(client: connection)
+            _ = vm.call(.hello(Hello(capabilities: .defined, limits: .defaults)))
+            guard case let .createVMReply(id, _)? = vm.call(.createVM(VMConfig(vcpuCount: 2, deviceIDBits: 16, eventIDBits: 16, intidBits: 16)))?.message else { return }
+            connection.send(Frame(Self.waitAck(id, timeout: .max), id: MessageID(rawValue: 100)))
+            usleep(20_000)
+            let start = monotonicNanoseconds()
+            shutDown.store(true, ordering: .releasing)
+            log.taken.append(Self.intid(connection.receive()))
+            log.timeoutNanoseconds = monotonicNanoseconds() - start
+        }
+        var asked = false
+        while !done.load(ordering: .acquiring) {
+            if !asked, shutDown.load(ordering: .acquiring) {
+                asked = true
+                server.shutdown()
+            }
+            server.loop.runOnce()
+            usleep(200)
+        }
+        pthread_join(client, nil)
+        server.stop()
+        #expect(log.taken == [1023])
+        #expect(log.timeoutNanoseconds < 2_000_000_000, "answered at once, not at the 5 s deadline: \(log.timeoutNanoseconds) ns")
+    }
+}
+
+final class WaitAckLog: @unchecked Sendable {
+    var statuses: [WireStatus?] = []
+    var taken: [UInt32?] = []
+    var drained: [[UInt32]] = []
+    var timeoutNanoseconds: UInt64 = 0
+    var immediateNanoseconds: UInt64 = 0
+    var notifiedAtOnce = false
+    var waitingBeforeClose, waitingAfterClose, waitAcksTotal, wakesTotal: Int64?
+    var destroyedWait: WireStatus?
+}
