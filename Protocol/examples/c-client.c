@@ -12,6 +12,7 @@
  *   queue and GITS_CWRITER, polling GITS_CREADR until it catches up; SET_VCPU_NOTIFY with an
  *   eventfd; one MSI each by INJECT, INJECT_BATCH, a bound eventfd (BIND_IRQFD) and a write to
  *   GITS_TRANSLATER; a wait on the notify eventfd; HPPI and ACK until every injected LPI is taken;
+ *   WAKE and WAIT_ACK (added in 1.1): a latched wake ends a wait at once, a short wait times out;
  *   DESTROY_VM.
  *
  * Every reply is checked. Exits 0 when the flow completes, 1 with a message naming the failed step
@@ -305,6 +306,15 @@ static uint32_t take(uint16_t opcode) {
     return reply.intid;
 }
 
+/* WAIT_ACK on the target vCPU (added in 1.1): the INTID it acknowledged, or ITS_WIRE_INTID_NONE. */
+static uint32_t wait_ack(uint32_t timeout_us) {
+    struct its_wire_wait_ack request = {.vm = vm, .vcpu = TARGET_VCPU, .priority_mask = 0xFF, .reserved = 0,
+                                        .timeout_us = timeout_us, .reserved2 = 0};
+    struct its_wire_lpi reply;
+    call(ITS_WIRE_OP_WAIT_ACK, &request, sizeof request, -1, &reply, sizeof reply);
+    return reply.intid;
+}
+
 /* ---- Guest memory ------------------------------------------------------------------------------ */
 
 static uint8_t *ram;
@@ -514,6 +524,14 @@ int main(int argc, char **argv) {
     }
     if (take(ITS_WIRE_OP_HPPI) != ITS_WIRE_INTID_NONE) die("HPPI shows an LPI after all were taken");
     if (take(ITS_WIRE_OP_ACK) != ITS_WIRE_INTID_NONE) die("ACK returns an LPI after all were taken");
+
+    /* Nothing is deliverable: a WAKE sent before the wait is latched and ends it at once, and the
+     * wait after that runs into its 1 ms timeout. */
+    step = "WAKE/WAIT_ACK";
+    struct its_wire_vcpu_ref kick = {.vm = vm, .vcpu = TARGET_VCPU, .reserved = 0};
+    call(ITS_WIRE_OP_WAKE, &kick, sizeof kick, -1, NULL, 0);
+    if (wait_ack(ITS_WIRE_WAIT_FOREVER) != ITS_WIRE_INTID_NONE) die("WAIT_ACK after WAKE returned an LPI");
+    if (wait_ack(1000) != ITS_WIRE_INTID_NONE) die("WAIT_ACK returned an LPI after all were taken");
 
     step = "DESTROY_VM";
     struct its_wire_vm destroy = {.vm = vm, .reserved = 0};

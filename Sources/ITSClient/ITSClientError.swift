@@ -47,6 +47,11 @@ public enum ITSClientError: Error, Hashable, Sendable, CustomStringConvertible {
     case unexpectedReply(request: Opcode, reply: Opcode)
     /// A reply sequence did not add up (snapshot chunk offsets or lengths, paging cursors).
     case protocolViolation(String)
+    /// No reply came within the connection's reply timeout (for WAIT_ACK: its own timeout plus the
+    /// reply timeout). The connection is closed, because the position in the reply stream is lost.
+    case timedOut(after: Duration)
+    /// The request was added in a later minor version than the one HELLO agreed with this server.
+    case versionNotAgreed(request: Opcode, needs: UInt16, agreed: UInt16)
 
     /// The protocol status when the server refused the request, else nil.
     public var status: WireStatus? {
@@ -69,6 +74,12 @@ public enum ITSClientError: Error, Hashable, Sendable, CustomStringConvertible {
         case .malformedFrame(let error): return "malformed frame from the server: \(error.status) (detail \(error.detail))"
         case .unexpectedReply(let request, let reply): return "\(request) was answered by a \(reply) reply"
         case .protocolViolation(let why): return "the server broke the protocol: \(why)"
+        case .timedOut(let after):
+            return "no reply from itsd within \(after): it is stalled, overloaded or stopped; "
+                + "check it with `itsctl ping` and its log, then open a new connection (this one is closed), "
+                + "or raise the connection's reply timeout"
+        case .versionNotAgreed(let request, let needs, let agreed):
+            return "\(request) needs protocol 1.\(needs), but this server agreed 1.\(agreed): upgrade itsd"
         }
     }
 

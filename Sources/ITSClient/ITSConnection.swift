@@ -18,6 +18,9 @@ public final class ITSConnection {
     public let path: String
     /// What HELLO agreed: the version, the capabilities and the limits.
     public private(set) var agreed: Hello
+    /// How long a call waits for its reply before it throws `.timedOut` and closes the connection;
+    /// nil waits for ever. WAIT_ACK adds its own timeout to this (`ITSVCPU.waitAcknowledge`).
+    public var replyTimeout: Duration?
     /// Error replies to requests sent with NO_REPLY (only with `ERROR_REPORTS`), oldest first.
     /// `sync()` returns and clears them.
     public private(set) var deferredErrors: [ServerError] = []
@@ -56,14 +59,18 @@ public final class ITSConnection {
     ///     back as `deferredErrors`; ask for it only if you call `sync()` now and then, or the
     ///     reports pile up in the socket. `EVENTS` allows `subscribe`. `SNAPSHOT` allows snapshots.
     ///   - limits: proposals; 0 takes the server's default.
+    ///   - replyTimeout: how long any call, HELLO included, waits for its reply (`replyTimeout`).
     /// - Throws: `.cannotConnect` when nothing listens at `path` or the socket's permissions refuse
-    ///   this user; `.server` with VERSION_MISMATCH or PERMISSION_DENIED when HELLO is refused.
+    ///   this user; `.server` with VERSION_MISMATCH or PERMISSION_DENIED when HELLO is refused;
+    ///   `.timedOut` when HELLO is not answered in time.
     /// - Context: the calling thread, which then owns the connection; blocks until HELLO is answered.
     public init(path: String = ITSConnection.defaultSocketPath, capabilities: Capabilities = [.snapshot],
-                limits: Limits = Limits(maxFrameLength: 0, maxBatchEntries: 0, maxInFlight: 0, maxFDsPerMessage: 0))
+                limits: Limits = Limits(maxFrameLength: 0, maxBatchEntries: 0, maxInFlight: 0, maxFDsPerMessage: 0),
+                replyTimeout: Duration? = ITSConnection.defaultReplyTimeout)
         throws(ITSClientError)
     {
         self.path = path
+        self.replyTimeout = replyTimeout
         socket = try UnixSocket(path: path)
         storage = [UInt8](repeating: 0, count: Int(Limits.beforeHello.maxFrameLength) * 2)
         agreed = Hello(capabilities: [], limits: .beforeHello)
@@ -119,10 +126,17 @@ public final class ITSConnection {
 
     /// Reads frames until the reply with `id`; events are queued and error replies to other ids (NO_REPLY
     /// requests that failed) go to `deferredErrors`.
+    /// - Throws: `.timedOut` when the reply takes longer than `replyTimeout`; the connection is then closed.
     /// - Context: the thread that owns the connection; blocks until the server answers.
     public func awaitReply(_ id: MessageID) throws(ITSClientError) -> Message {
+        try awaitReply(id, within: replyTimeout)
+    }
+
+    /// `awaitReply` with a timeout of its own (nil: none) in place of `replyTimeout`.
+    func awaitReply(_ id: MessageID, within timeout: Duration?) throws(ITSClientError) -> Message {
+        let deadline = timeout.map { ReplyDeadline(timeout: $0) }
         while true {
-            let frame = try readFrame(wait: true)!
+            let frame = try readFrame(wait: true, deadline: deadline)!
             if case .error(let opcode, let report) = frame.message {
                 let error = ServerError(opcode: opcode, status: report.status, detail: report.detail,
                                         text: report.text, messageID: frame.messageID)
@@ -180,7 +194,7 @@ public final class ITSConnection {
     /// Reads whatever has arrived without blocking.
     /// - Context: the thread that owns the connection; blocks until the server answers.
     public func takeEvents() throws(ITSClientError) -> [Message] {
-        while let frame = try readFrame(wait: false) {
+        while let frame = try readFrame(wait: false, deadline: nil) {
             if case .error(let opcode, let report) = frame.message {
                 deferredErrors.append(ServerError(opcode: opcode, status: report.status, detail: report.detail,
                                                   text: report.text, messageID: frame.messageID))
@@ -193,8 +207,9 @@ public final class ITSConnection {
     }
 
     /// The next whole frame from the server: from the bytes already received, else from the socket.
-    /// Returns nil only when `wait` is false and no whole frame is there.
-    private func readFrame(wait: Bool) throws(ITSClientError) -> Frame? {
+    /// Returns nil only when `wait` is false and no whole frame is there. Past `deadline` it closes the
+    /// connection and throws `.timedOut`.
+    private func readFrame(wait: Bool, deadline: ReplyDeadline?) throws(ITSClientError) -> Frame? {
         while true {
             if tail > head {
                 switch decoder.decode(storage[head ..< tail], fdCount: 0) {
@@ -215,6 +230,10 @@ public final class ITSConnection {
                 }
                 tail -= head
                 head = 0
+            }
+            if wait, let deadline, !(try socket.waitReadable(until: deadline.instant)) {
+                socket.shutdownBoth()
+                throw .timedOut(after: deadline.timeout)
             }
             let start = tail
             let received: Result<Int?, ITSClientError> = storage.withUnsafeMutableBytes { raw in

@@ -4,7 +4,8 @@ import ITSWire
 
 /// The vCPU side of the interrupt controller for one vCPU (Protocol/PROTOCOL.md, 6.14 and 6.16):
 /// what a CPU interface reads from ICC_HPPIR1_EL1 and ICC_IAR1_EL1, and the wakeup that says when to
-/// look. LPIs have no active state, so an acknowledge is the whole story: there is no EOI.
+/// look. LPIs have no active state, so an acknowledge is the whole story: there is no EOI. A vCPU
+/// thread can also wait in itsd for its next LPI (`waitAcknowledge`, `wake`: ITSVCPU+Waiting.swift, 6.16a).
 ///
 /// ```swift
 /// let cpu = vm.vcpu(0)

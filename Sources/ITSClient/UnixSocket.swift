@@ -74,6 +74,27 @@ struct UnixSocket: ~Copyable {
         code == EPIPE || code == ECONNRESET ? .connectionClosed : .system(call: "sendmsg", errno: code)
     }
 
+    /// Waits until the socket is readable (or the peer closed it) or CLOCK_MONOTONIC reaches
+    /// `deadline` (nanoseconds, as `ITSConnection.monotonicNanoseconds()`); false when the deadline came first.
+    func waitReadable(until deadline: UInt64) throws(ITSClientError) -> Bool {
+        while true {
+            let now = ITSConnection.monotonicNanoseconds()
+            guard now < deadline else { return false }
+            // Rounded up, so that the last poll does not return a millisecond early and spin.
+            let milliseconds = Int32(clamping: (deadline - now + 999_999) / 1_000_000)
+            var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&entry, 1, milliseconds)
+            if ready > 0 { return true }
+            if ready < 0, errno != EINTR { throw .system(call: "poll", errno: errno) }
+        }
+    }
+
+    /// Ends both directions: later sends fail with EPIPE and receives return 0, so every later call
+    /// on the connection reports `.connectionClosed`. The descriptor itself is closed on deinit.
+    func shutdownBoth() {
+        _ = shutdown(fd, Int32(SHUT_RDWR))
+    }
+
     /// Receives into `buffer`; returns the byte count, 0 when the peer closed the connection, or nil
     /// when `wait` is false and nothing is there yet. A server that sends a descriptor breaks the
     /// protocol (no reply carries one): such descriptors are closed.

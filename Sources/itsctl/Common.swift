@@ -77,7 +77,9 @@ struct Failure {
             self.init(message: "itsd at \(socket) closed the connection", code: Exit.unavailable)
         case .system:
             self.init(message: error.description, code: Exit.ioError)
-        case .malformedFrame, .unexpectedReply, .protocolViolation:
+        case .timedOut:
+            self.init(message: "\(error.description) (itsd at \(socket))", code: Exit.unavailable)
+        case .malformedFrame, .unexpectedReply, .protocolViolation, .versionNotAgreed:
             self.init(message: "\(error.description) (itsd at \(socket))", code: Exit.protocolError)
         }
     }
