@@ -245,10 +245,6 @@ public final class Connection {
             if !isClosed, !readingPaused, arrivedFDs.reduce(0, { $0 + $1.fds.count }) > maxFDsPerMessage {
                 return refuseDescriptors("more descriptors on one frame than the \(maxFDsPerMessage) agreed")
             }
-            // A read that did not fill its room found the socket empty: another would only return
-            // EAGAIN, a syscall per request wasted at one request in flight. The poll is
-            // level-triggered, so bytes arriving from now on wake the loop again.
-            if received < room { return }
         }
     }
 
