@@ -53,11 +53,7 @@ import Testing
         runLoop(server.loop) {
             guard let client = TestClient(path: path) else { return }
             let vm = ClientVM(client: client)
-            _ = vm.call(.hello(Hello(capabilities: [.errorReports], limits: .defaults)))
-            guard case let .createVMReply(id, _)? = vm.call(.createVM(VMConfig(vcpuCount: 2, deviceIDBits: 16, eventIDBits: 16, intidBits: 16)))?.message else { return }
-            vm.vm = id
-            _ = vm.call(.addMemRegion(MemRegion(vm: id, guestAddress: 0, size: UInt64(ClientVM.ramSize), fileOffset: 0)), fds: [vm.memfd])
-            _ = vm.programGuest()
+            guard let id = vm.helloAndProgrammedVM(capabilities: [.errorReports]) else { return }
             var nonzeroReserved = Self.noReplyInject(id, 7, 1, id: 13)
             nonzeroReserved[28] = 1
             client.sendBytes(Self.noReplyInject(id, 7, 0, id: 10) + Self.noReplyInject(id, 9, 0, id: 11)

@@ -61,12 +61,7 @@ import Testing
         #expect(itsd.waitForOutput("listening"))
         let client = try #require(TestClient(path: path))
         let vm = ClientVM(client: client)
-        _ = vm.call(.hello(Hello(capabilities: .defined, limits: .defaults)))
-        guard case let .createVMReply(id, _)? = vm.call(.createVM(VMConfig(vcpuCount: 2, deviceIDBits: 16, eventIDBits: 16, intidBits: 16)))?.message
-        else { return #expect(Bool(false), "CREATE_VM") }
-        vm.vm = id
-        _ = vm.call(.addMemRegion(MemRegion(vm: id, guestAddress: 0, size: UInt64(ClientVM.ramSize), fileOffset: 0)), fds: [vm.memfd])
-        _ = vm.programGuest()
+        guard vm.helloAndProgrammedVM() != nil else { return #expect(Bool(false), "CREATE_VM") }
         // Five commands, each on its own CWRITER write, each skipped with an error (device 9 is not mapped).
         for index in 0 ..< 5 {
             let command = ITSCommand.int(DeviceID(9), EventID(UInt32(index)))

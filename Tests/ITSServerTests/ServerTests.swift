@@ -99,9 +99,9 @@ final class ClientVM: @unchecked Sendable {
             guard let second = TestClient(path: path) else { return }
             let vm = ClientVM(client: second)
             log.hello = vm.call(.hello(Hello(capabilities: .defined, limits: .defaults)))
-            guard case let .createVMReply(id, _)? = vm.call(.createVM(VMConfig(vcpuCount: 2, deviceIDBits: 16, eventIDBits: 16, intidBits: 16)))?.message else { return }
-            vm.vm = id
-            log.addRegion = vm.call(.addMemRegion(MemRegion(vm: id, guestAddress: 0, size: UInt64(ClientVM.ramSize), fileOffset: 0)), fds: [vm.memfd])
+            guard vm.createVM() else { return }
+            let id = vm.vm
+            log.addRegion = vm.mapAllRAM()
             let notify = its_eventfd(0, 1)
             log.notify = vm.call(.setVCPUNotify(id, Wire.VCPU(rawValue: 1)), fds: [notify])
             log.typer = vm.programGuest()
@@ -156,11 +156,7 @@ extension ServerTests {
         runLoop(server.loop) {
             guard let client = TestClient(path: path) else { return }
             let vm = ClientVM(client: client)
-            _ = vm.call(.hello(Hello(capabilities: .defined, limits: .defaults)))
-            guard case let .createVMReply(id, _)? = vm.call(.createVM(VMConfig(vcpuCount: 2, deviceIDBits: 16, eventIDBits: 16, intidBits: 16)))?.message else { return }
-            vm.vm = id
-            _ = vm.call(.addMemRegion(MemRegion(vm: id, guestAddress: 0, size: UInt64(ClientVM.ramSize), fileOffset: 0)), fds: [vm.memfd])
-            _ = vm.programGuest()
+            guard let id = vm.helloAndProgrammedVM() else { return }
             let key = IRQFDKey(vm: id, deviceID: Wire.DeviceID(rawValue: 7), eventID: Wire.EventID(rawValue: 1))
             let call = its_eventfd(0, 0)
             log.statuses.append(vm.call(.bindIRQFD(key, startMasked: false), fds: [call])?.status)
@@ -417,8 +413,8 @@ extension ServerTests {
             guard let client = TestClient(path: path) else { return }
             let vm = ClientVM(client: client)
             _ = vm.call(.hello(Hello(capabilities: [.errorReports], limits: .defaults)))
-            guard case let .createVMReply(id, _)? = vm.call(.createVM(VMConfig(vcpuCount: 2, deviceIDBits: 16, eventIDBits: 16, intidBits: 16)))?.message else { return }
-            vm.vm = id
+            guard vm.createVM() else { return }
+            let id = vm.vm
             log.refused = vm.call(.subscribe(id, .vcpuNotify))
             guard let other = TestClient(path: path) else { return }
             let subscriber = ClientVM(client: other)

@@ -19,11 +19,7 @@ import Testing
         runLoop(server.loop) {
             guard let client = TestClient(path: path), let plain = TestClient(path: path) else { return }
             let source = ClientVM(client: client)
-            _ = source.call(.hello(Hello(capabilities: .defined, limits: .defaults)))
-            guard case let .createVMReply(id, _)? = source.call(.createVM(Self.config))?.message else { return }
-            source.vm = id
-            _ = source.call(.addMemRegion(MemRegion(vm: id, guestAddress: 0, size: UInt64(ClientVM.ramSize), fileOffset: 0)), fds: [source.memfd])
-            _ = source.programGuest()
+            guard let id = source.helloAndProgrammedVM() else { return }
             for event: UInt32 in [1, 3] { _ = source.call(.inject(id, Wire.DeviceID(rawValue: 7), Wire.EventID(rawValue: event))) }
 
             // Read the image in chunks of at most 256 bytes.

@@ -15,11 +15,7 @@ import Testing
         runLoop(server.loop) {
             guard let client = TestClient(path: path) else { return }
             let vm = ClientVM(client: client)
-            _ = vm.call(.hello(Hello(capabilities: .defined, limits: .defaults)))
-            guard case let .createVMReply(id, _)? = vm.call(.createVM(VMConfig(vcpuCount: 2, deviceIDBits: 16, eventIDBits: 16, intidBits: 16)))?.message else { return }
-            vm.vm = id
-            _ = vm.call(.addMemRegion(MemRegion(vm: id, guestAddress: 0, size: UInt64(ClientVM.ramSize), fileOffset: 0)), fds: [vm.memfd])
-            _ = vm.programGuest()
+            guard let id = vm.helloAndProgrammedVM() else { return }
             log.before = vm.call(.stats(id, includeSchema: true))
             for event: UInt32 in [0, 1, 2, 0] {
                 _ = vm.call(.inject(id, Wire.DeviceID(rawValue: 7), Wire.EventID(rawValue: event)))
