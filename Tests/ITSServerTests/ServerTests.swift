@@ -302,12 +302,7 @@ final class ItsdProcess {
     /// returns once the socket exists (nil if itsd exits first).
     init?(arguments: [String], waitForSocket: Bool = true, checksExit: Bool = true) {
         self.checksExit = checksExit
-        var executable = [CChar](repeating: 0, count: 4096)
-        let length = readlink("/proc/self/exe", &executable, executable.count - 1)
-        guard length > 0 else { return nil }
-        let directory = String(decoding: executable[0 ..< length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            .split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
-        let binary = directory + "/itsd"
+        guard let binary = itsdExecutablePath() else { return nil }
         guard access(binary, X_OK) == 0 else { return nil }
         var pid: pid_t = 0
         let argv = ([binary] + arguments).map { strdup($0) } + [nil]

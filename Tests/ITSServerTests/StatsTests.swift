@@ -107,13 +107,7 @@ final class StatsLog: @unchecked Sendable {
     }
 
     static func operationsDocument() -> String {
-        let path = #filePath.split(separator: "/", omittingEmptySubsequences: false).dropLast(3).joined(separator: "/") + "/docs/OPERATIONS.md"
-        guard let file = fopen(path, "r") else { return "" }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while case let count = fread(&buffer, 1, buffer.count, file), count > 0 { bytes += buffer[0 ..< count] }
-        return String(decoding: bytes, as: UTF8.self)
+        readTextFile(#filePath.split(separator: "/", omittingEmptySubsequences: false).dropLast(3).joined(separator: "/") + "/docs/OPERATIONS.md")
     }
 
     static func report(_ frame: Frame?) -> StatsReport? {
