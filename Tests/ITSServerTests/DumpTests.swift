@@ -8,10 +8,8 @@ import Testing
 /// DUMP over a real socket: each section in pages chained by cursors, and the cursors checked.
 @Suite(.serialized) struct DumpTests {
     @Test func sectionsPageThroughTheVMState() throws {
-        let path = temporarySocketPath("dump")
-        let server = try Server(configuration: .init(socketPath: path, lanes: 2))
         let log = DumpLog()
-        runLoop(server.loop) {
+        try runServer("dump") { path in
             guard let client = TestClient(path: path), let other = TestClient(path: path) else { return }
             let vm = ClientVM(client: client)
             guard let id = vm.helloAndProgrammedVM() else { return }
@@ -40,7 +38,6 @@ import Testing
             log.madeUp = vm.call(.dump(id, .itt, cursor: 0xDEAD_BEEF, maxEntries: 0))?.status
             log.unknownVM = vm.call(.dump(VMID(rawValue: 999), .devices, cursor: 0, maxEntries: 0))?.status
         }
-        server.stop()
 
         #expect(log.devices.map(\.entries) == [.devices([DumpDevice(deviceID: Wire.DeviceID(rawValue: 7), eventIDBits: 8, ittAddress: 0x70_0000)])])
         #expect(log.devices.last?.nextCursor == DumpPage.end)

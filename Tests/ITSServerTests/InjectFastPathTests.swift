@@ -47,10 +47,8 @@ import Testing
     /// decoder's, all in request order; without ERROR_REPORTS a blocked one says nothing; before
     /// HELLO one is refused as the first request.
     @Test func answersAsTheGeneralPathDoes() throws {
-        let path = temporarySocketPath("inject-fast")
-        let server = try Server(configuration: .init(socketPath: path, lanes: 2))
         let log = Log()
-        runLoop(server.loop) {
+        let server = try runServer("inject-fast") { path in
             guard let client = TestClient(path: path) else { return }
             let vm = ClientVM(client: client)
             guard let id = vm.helloAndProgrammedVM(capabilities: [.errorReports]) else { return }
@@ -74,7 +72,6 @@ import Testing
             third.sendBytes(Self.noReplyInject(id, 7, 2, id: 30))
             log.beforeHello = third.receive()
         }
-        server.stop()
         #expect(log.pipelined.map { $0?.messageID.rawValue } == [11, 12, 13, 14])
         #expect(log.pipelined.map { $0?.status } == [.translationBlocked, .noSuchVM, .nonzeroPadding, .ok])
         #expect(log.pipelined.first??.message == .error(.inject, ErrorReport(.translationBlocked)))

@@ -10,10 +10,8 @@ import Testing
 /// whose move was in flight is neither lost nor doubled.
 @Suite(.serialized) struct SnapshotChurnTests {
     @Test func capturesDuringMovesHoldEveryPendingLPIOnce() throws {
-        let path = temporarySocketPath("snapchurn")
-        let server = try Server(configuration: .init(socketPath: path, lanes: 2))
         let log = ChurnLog()
-        runLoop(server.loop) {
+        try runServer("snapchurn") { path in
             guard let client = TestClient(path: path) else { return }
             let vm = ClientVM(client: client)
             guard let id = vm.helloAndProgrammedVM() else { return }
@@ -44,7 +42,6 @@ import Testing
                 _ = vm.call(.destroyVM(copy))
             }
         }
-        server.stop()
         #expect(log.failures.isEmpty, "\(log.failures.prefix(3))")
         #expect(log.pendingSeen > 60, "the rounds captured pending LPIs (\(log.pendingSeen))")
     }

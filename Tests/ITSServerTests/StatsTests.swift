@@ -9,10 +9,8 @@ import Testing
 /// whole server reports its own; the schema id names the set of statistics.
 @Suite(.serialized) struct StatsTests {
     @Test func countersFollowTheTraffic() throws {
-        let path = temporarySocketPath("stats")
-        let server = try Server(configuration: .init(socketPath: path, lanes: 2))
         let log = StatsLog()
-        runLoop(server.loop) {
+        try runServer("stats") { path in
             guard let client = TestClient(path: path) else { return }
             let vm = ClientVM(client: client)
             guard let id = vm.helloAndProgrammedVM() else { return }
@@ -30,7 +28,6 @@ import Testing
             log.server = vm.call(.stats(.all, includeSchema: true))
             log.unknown = vm.call(.stats(VMID(rawValue: 4242), includeSchema: false))
         }
-        server.stop()
 
         #expect(log.acked == [8192, 8193, 8194, 8195])
         let before = try #require(log.before.flatMap(StatsLog.values))
