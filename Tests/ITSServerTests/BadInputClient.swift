@@ -2,8 +2,9 @@ import CITSSupport
 import Glibc
 import ITSWire
 
-/// Helpers for the bad-input tests: an itsd of their own, clients that have said HELLO, the
-/// server's answer to a malformed frame, and a reader that keeps up with many thousand replies.
+/// Helpers for the bad-input tests: an itsd of their own, the server's answer to a malformed
+/// frame, and a reader that keeps up with many thousand replies (clients that have said HELLO and
+/// their VMs: ClientVM+Setup.swift).
 
 /// Starts itsd on a fresh socket named after `name`, with `arguments` added; returns it and the path.
 func startItsd(_ name: String, _ arguments: [String] = []) -> (itsd: ItsdProcess, path: String)? {
@@ -41,31 +42,6 @@ extension ItsdProcess {
 }
 
 extension ClientVM {
-    /// A connection that has completed HELLO with `limits` (0: the default) and every capability.
-    static func hello(_ path: String, limits: Limits = Limits(maxFrameLength: 0, maxBatchEntries: 0, maxInFlight: 0, maxFDsPerMessage: 0)) -> ClientVM? {
-        guard let client = TestClient(path: path) else { return nil }
-        let vm = ClientVM(client: client)
-        guard case .helloReply? = vm.call(.hello(Hello(capabilities: .defined, limits: limits)))?.message else { return nil }
-        return vm
-    }
-
-    /// Creates a VM (2 vCPUs, 16-bit IDs) and makes it this client's `vm`.
-    func createVM() -> Bool {
-        guard case let .createVMReply(id, _)? = call(.createVM(VMConfig(vcpuCount: 2, deviceIDBits: 16, eventIDBits: 16, intidBits: 16)))?.message
-        else { return false }
-        vm = id
-        return true
-    }
-
-    /// Creates a VM, maps all of this client's RAM into it and programs LPIs 8192...8195 (ClientVM.programGuest).
-    func createProgrammedVM() -> Bool {
-        guard createVM(),
-              call(.addMemRegion(MemRegion(vm: vm, guestAddress: 0, size: UInt64(ClientVM.ramSize), fileOffset: 0)), fds: [memfd])?.status == .ok
-        else { return false }
-        _ = programGuest()
-        return mmioRead(.its, 0x90) == 6 * 32   // GITS_CREADR: all six commands done
-    }
-
     /// One MSI by INJECT and the LPIs vCPU 1 then acknowledges.
     func injectAndTake(event: UInt32) -> [UInt32] {
         guard call(.inject(vm, Wire.DeviceID(rawValue: 7), Wire.EventID(rawValue: event)))?.status == .ok else { return [] }

@@ -89,12 +89,8 @@ extension BadInputTests {
     /// again (no_reply_holds_total), never has more than the limit plus one request's items queued
     /// (no_reply_lane_work_peak), loses no MSI, and owes the lanes nothing once a PING is answered.
     @Test func noReplyLaneWorkPerConnectionIsBounded() throws {
-        let path = temporarySocketPath("no-reply-limit")
-        var configuration = Server.Configuration(socketPath: path, lanes: 2)
-        configuration.noReplyLaneWorkLimit = 16
-        let server = try Server(configuration: configuration)
         let log = NoReplyLog()
-        runLoop(server.loop) {
+        try runServer("no-reply-limit", configure: { $0.noReplyLaneWorkLimit = 16 }) { path in
             guard let vm = ClientVM.hello(path), vm.createProgrammedVM() else { return }
             var bytes: [UInt8] = []
             for index in 0 ..< 20000 {
@@ -118,7 +114,6 @@ extension BadInputTests {
             log.stats = vm.statistics(.all)
             log.acknowledged = vm.drain(1)
         }
-        server.stop()
         #expect(log.unexpected.isEmpty, "\(log.unexpected.prefix(3))")
         #expect(log.ping?.message == .pingReply(nonce: 7))
         let stats = try #require(log.stats)

@@ -12,12 +12,8 @@ import Testing
     /// PING on another connection is answered; CREADR then reaches CWRITER, only ever advancing,
     /// and the last MAPTI routes its MSI.
     @Test func workBeyondTheBudgetContinuesOnTheLoopAndCreadrShowsProgress() throws {
-        let path = temporarySocketPath("budget")
-        var configuration = Server.Configuration(socketPath: path, lanes: 2)
-        configuration.workBudget = 8
-        let server = try Server(configuration: configuration)
         let log = BudgetLog()
-        runLoop(server.loop) {
+        try runServer("budget", configure: { $0.workBudget = 8 }) { path in
             guard let vm = ClientVM.hello(path), vm.createProgrammedVM(), let other = ClientVM.hello(path) else { return }
             let start: UInt64 = 6 * 32
             var end = start
@@ -46,7 +42,6 @@ import Testing
                 log.pending = lpis.map(\.intid.rawValue)
             }
         }
-        server.stop()
         #expect(log.written == .ok)
         #expect(log.firstCreadr == 6 * 32 + 8 * 32, "one budget of 8 commands before the reply: \(String(describing: log.firstCreadr))")
         #expect(log.ping == .pingReply(nonce: 5))

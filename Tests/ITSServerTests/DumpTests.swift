@@ -8,17 +8,11 @@ import Testing
 /// DUMP over a real socket: each section in pages chained by cursors, and the cursors checked.
 @Suite(.serialized) struct DumpTests {
     @Test func sectionsPageThroughTheVMState() throws {
-        let path = temporarySocketPath("dump")
-        let server = try Server(configuration: .init(socketPath: path, lanes: 2))
         let log = DumpLog()
-        runLoop(server.loop) {
+        try runServer("dump") { path in
             guard let client = TestClient(path: path), let other = TestClient(path: path) else { return }
             let vm = ClientVM(client: client)
-            _ = vm.call(.hello(Hello(capabilities: .defined, limits: .defaults)))
-            guard case let .createVMReply(id, _)? = vm.call(.createVM(VMConfig(vcpuCount: 2, deviceIDBits: 16, eventIDBits: 16, intidBits: 16)))?.message else { return }
-            vm.vm = id
-            _ = vm.call(.addMemRegion(MemRegion(vm: id, guestAddress: 0, size: UInt64(ClientVM.ramSize), fileOffset: 0)), fds: [vm.memfd])
-            _ = vm.programGuest()
+            guard let id = vm.helloAndProgrammedVM() else { return }
             for event: UInt32 in [1, 3] { _ = vm.call(.inject(id, Wire.DeviceID(rawValue: 7), Wire.EventID(rawValue: event))) }
             func pages(_ section: DumpSection, maxEntries: UInt32, on target: ClientVM = vm) -> [DumpPage] {
                 var pages: [DumpPage] = []
@@ -44,7 +38,6 @@ import Testing
             log.madeUp = vm.call(.dump(id, .itt, cursor: 0xDEAD_BEEF, maxEntries: 0))?.status
             log.unknownVM = vm.call(.dump(VMID(rawValue: 999), .devices, cursor: 0, maxEntries: 0))?.status
         }
-        server.stop()
 
         #expect(log.devices.map(\.entries) == [.devices([DumpDevice(deviceID: Wire.DeviceID(rawValue: 7), eventIDBits: 8, ittAddress: 0x70_0000)])])
         #expect(log.devices.last?.nextCursor == DumpPage.end)

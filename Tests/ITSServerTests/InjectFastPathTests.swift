@@ -47,17 +47,11 @@ import Testing
     /// decoder's, all in request order; without ERROR_REPORTS a blocked one says nothing; before
     /// HELLO one is refused as the first request.
     @Test func answersAsTheGeneralPathDoes() throws {
-        let path = temporarySocketPath("inject-fast")
-        let server = try Server(configuration: .init(socketPath: path, lanes: 2))
         let log = Log()
-        runLoop(server.loop) {
+        let server = try runServer("inject-fast") { path in
             guard let client = TestClient(path: path) else { return }
             let vm = ClientVM(client: client)
-            _ = vm.call(.hello(Hello(capabilities: [.errorReports], limits: .defaults)))
-            guard case let .createVMReply(id, _)? = vm.call(.createVM(VMConfig(vcpuCount: 2, deviceIDBits: 16, eventIDBits: 16, intidBits: 16)))?.message else { return }
-            vm.vm = id
-            _ = vm.call(.addMemRegion(MemRegion(vm: id, guestAddress: 0, size: UInt64(ClientVM.ramSize), fileOffset: 0)), fds: [vm.memfd])
-            _ = vm.programGuest()
+            guard let id = vm.helloAndProgrammedVM(capabilities: [.errorReports]) else { return }
             var nonzeroReserved = Self.noReplyInject(id, 7, 1, id: 13)
             nonzeroReserved[28] = 1
             client.sendBytes(Self.noReplyInject(id, 7, 0, id: 10) + Self.noReplyInject(id, 9, 0, id: 11)
@@ -78,7 +72,6 @@ import Testing
             third.sendBytes(Self.noReplyInject(id, 7, 2, id: 30))
             log.beforeHello = third.receive()
         }
-        server.stop()
         #expect(log.pipelined.map { $0?.messageID.rawValue } == [11, 12, 13, 14])
         #expect(log.pipelined.map { $0?.status } == [.translationBlocked, .noSuchVM, .nonzeroPadding, .ok])
         #expect(log.pipelined.first??.message == .error(.inject, ErrorReport(.translationBlocked)))

@@ -61,12 +61,7 @@ import Testing
         #expect(itsd.waitForOutput("listening"))
         let client = try #require(TestClient(path: path))
         let vm = ClientVM(client: client)
-        _ = vm.call(.hello(Hello(capabilities: .defined, limits: .defaults)))
-        guard case let .createVMReply(id, _)? = vm.call(.createVM(VMConfig(vcpuCount: 2, deviceIDBits: 16, eventIDBits: 16, intidBits: 16)))?.message
-        else { return #expect(Bool(false), "CREATE_VM") }
-        vm.vm = id
-        _ = vm.call(.addMemRegion(MemRegion(vm: id, guestAddress: 0, size: UInt64(ClientVM.ramSize), fileOffset: 0)), fds: [vm.memfd])
-        _ = vm.programGuest()
+        guard vm.helloAndProgrammedVM() != nil else { return #expect(Bool(false), "CREATE_VM") }
         // Five commands, each on its own CWRITER write, each skipped with an error (device 9 is not mapped).
         for index in 0 ..< 5 {
             let command = ITSCommand.int(DeviceID(9), EventID(UInt32(index)))
@@ -110,12 +105,7 @@ final class ItsdRun {
     /// Runs itsd with `arguments`, through `launcher` (a program that execs the command line it is
     /// given, such as systemd-socket-activate) when one is named.
     init?(_ arguments: [String], launcher: [String] = []) {
-        var executable = [CChar](repeating: 0, count: 4096)
-        let length = readlink("/proc/self/exe", &executable, executable.count - 1)
-        guard length > 0 else { return nil }
-        let directory = String(decoding: executable[0 ..< length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            .split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
-        let binary = directory + "/itsd"
+        guard let binary = itsdExecutablePath() else { return nil }
         outputPath = "/tmp/itsd-test-\(getpid())-\(UInt32.random(in: 0 ... .max)).out"
         errorPath = outputPath + ".err"
         var actions = posix_spawn_file_actions_t()
@@ -145,17 +135,8 @@ final class ItsdRun {
         unlink(errorPath)
     }
 
-    private static func read(_ path: String) -> String {
-        guard let file = fopen(path, "r") else { return "" }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while case let count = fread(&buffer, 1, buffer.count, file), count > 0 { bytes += buffer[0 ..< count] }
-        return String(decoding: bytes, as: UTF8.self)
-    }
-
-    var output: String { Self.read(outputPath) }
-    var errors: String { Self.read(errorPath) }
+    var output: String { readTextFile(outputPath) }
+    var errors: String { readTextFile(errorPath) }
 
     /// Waits up to 30 s (a busy machine starts a debug itsd slowly) for `text` on standard output.
     func waitForOutput(_ text: String) -> Bool {

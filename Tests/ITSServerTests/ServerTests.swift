@@ -88,20 +88,18 @@ final class ClientVM: @unchecked Sendable {
     /// programmed by MMIO, commands through the queue in that memory, MSIs by INJECT, INJECT_BATCH
     /// and GITS_TRANSLATER, the vCPU's notify eventfd, and acknowledges served by the lanes.
     @Test func endToEndFlow() throws {
-        let path = temporarySocketPath("server")
-        let server = try Server(configuration: .init(socketPath: path, lanes: 2))
         let results = ClientResults()
         let log = FlowLog()
-        runLoop(server.loop) {
+        try runServer("server") { path in
             guard let client = TestClient(path: path) else { return }
             let guest = ClientVM(client: client)
             results.replies.append(guest.call(.ping(nonce: 1)))                       // before HELLO: refused, closed
             guard let second = TestClient(path: path) else { return }
             let vm = ClientVM(client: second)
             log.hello = vm.call(.hello(Hello(capabilities: .defined, limits: .defaults)))
-            guard case let .createVMReply(id, _)? = vm.call(.createVM(VMConfig(vcpuCount: 2, deviceIDBits: 16, eventIDBits: 16, intidBits: 16)))?.message else { return }
-            vm.vm = id
-            log.addRegion = vm.call(.addMemRegion(MemRegion(vm: id, guestAddress: 0, size: UInt64(ClientVM.ramSize), fileOffset: 0)), fds: [vm.memfd])
+            guard vm.createVM() else { return }
+            let id = vm.vm
+            log.addRegion = vm.mapAllRAM()
             let notify = its_eventfd(0, 1)
             log.notify = vm.call(.setVCPUNotify(id, Wire.VCPU(rawValue: 1)), fds: [notify])
             log.typer = vm.programGuest()
@@ -122,7 +120,6 @@ final class ClientVM: @unchecked Sendable {
             log.listed = vm.call(.listVMs)
             log.destroyed = vm.call(.destroyVM(id))
         }
-        server.stop()
         #expect(results.replies.count == 1 && results.replies[0]?.status == .notHelloFirst)
         #expect(log.hello?.flags.contains(.reply) == true)
         #expect(log.addRegion?.status == .ok)
@@ -150,17 +147,11 @@ extension ServerTests {
     /// A bound eventfd: each write is one MSI; MASK latches, UNMASK delivers the latched one;
     /// rebinding replaces; unbinding stops delivery; a non-eventfd is refused.
     @Test func irqfdBindings() throws {
-        let path = temporarySocketPath("irqfd")
-        let server = try Server(configuration: .init(socketPath: path, lanes: 2))
         let log = IRQFDLog()
-        runLoop(server.loop) {
+        try runServer("irqfd") { path in
             guard let client = TestClient(path: path) else { return }
             let vm = ClientVM(client: client)
-            _ = vm.call(.hello(Hello(capabilities: .defined, limits: .defaults)))
-            guard case let .createVMReply(id, _)? = vm.call(.createVM(VMConfig(vcpuCount: 2, deviceIDBits: 16, eventIDBits: 16, intidBits: 16)))?.message else { return }
-            vm.vm = id
-            _ = vm.call(.addMemRegion(MemRegion(vm: id, guestAddress: 0, size: UInt64(ClientVM.ramSize), fileOffset: 0)), fds: [vm.memfd])
-            _ = vm.programGuest()
+            guard let id = vm.helloAndProgrammedVM() else { return }
             let key = IRQFDKey(vm: id, deviceID: Wire.DeviceID(rawValue: 7), eventID: Wire.EventID(rawValue: 1))
             let call = its_eventfd(0, 0)
             log.statuses.append(vm.call(.bindIRQFD(key, startMasked: false), fds: [call])?.status)
@@ -188,7 +179,6 @@ extension ServerTests {
             close(call)
             close(replacement)
         }
-        server.stop()
         #expect(log.statuses == [.ok, .ok, .ok, .ok, .ok, .notBound, .badFD])
         #expect(log.delivered == [[8193], [], [8193], [], [8193], []])
     }
@@ -203,10 +193,8 @@ extension ServerTests {
     /// A VM survives its client's disconnect and is re-attached with its token by another
     /// connection; a second client's VM cannot be touched without its token.
     @Test func reattachWithinTheGracePeriodAndIsolation() throws {
-        let path = temporarySocketPath("grace")
-        let server = try Server(configuration: .init(socketPath: path, lanes: 1))
         let log = GraceLog()
-        runLoop(server.loop) {
+        try runServer("grace", lanes: 1) { path in
             var created: (VMID, VMToken)?
             do {
                 guard let client = TestClient(path: path) else { return }
@@ -232,7 +220,6 @@ extension ServerTests {
             log.foreignDestroy = third.call(.destroyVM(id))
             log.destroyed = second.call(.destroyVM(id))
         }
-        server.stop()
         if case .listVMsReply(let infos)? = log.listed?.message {
             #expect(infos.count == 1 && infos[0].state == .orphaned && infos[0].connections == 0)
         } else { Issue.record("LIST_VMS") }
@@ -306,12 +293,7 @@ final class ItsdProcess {
     /// returns once the socket exists (nil if itsd exits first).
     init?(arguments: [String], waitForSocket: Bool = true, checksExit: Bool = true) {
         self.checksExit = checksExit
-        var executable = [CChar](repeating: 0, count: 4096)
-        let length = readlink("/proc/self/exe", &executable, executable.count - 1)
-        guard length > 0 else { return nil }
-        let directory = String(decoding: executable[0 ..< length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            .split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
-        let binary = directory + "/itsd"
+        guard let binary = itsdExecutablePath() else { return nil }
         guard access(binary, X_OK) == 0 else { return nil }
         var pid: pid_t = 0
         let argv = ([binary] + arguments).map { strdup($0) } + [nil]
@@ -410,15 +392,13 @@ extension ServerTests {
     /// something, at most one outstanding until HPPI, ACK or PENDING; EVENT_VM_GONE when the VM is
     /// destroyed; events numbered from 1.
     @Test func inBandNotifications() throws {
-        let path = temporarySocketPath("subscribe")
-        let server = try Server(configuration: .init(socketPath: path, lanes: 2))
         let log = EventLog()
-        runLoop(server.loop) {
+        try runServer("subscribe") { path in
             guard let client = TestClient(path: path) else { return }
             let vm = ClientVM(client: client)
             _ = vm.call(.hello(Hello(capabilities: [.errorReports], limits: .defaults)))
-            guard case let .createVMReply(id, _)? = vm.call(.createVM(VMConfig(vcpuCount: 2, deviceIDBits: 16, eventIDBits: 16, intidBits: 16)))?.message else { return }
-            vm.vm = id
+            guard vm.createVM() else { return }
+            let id = vm.vm
             log.refused = vm.call(.subscribe(id, .vcpuNotify))
             guard let other = TestClient(path: path) else { return }
             let subscriber = ClientVM(client: other)
@@ -439,7 +419,6 @@ extension ServerTests {
             log.gone = subscriber.call(.destroyVM(own))
             log.goneEvent = subscriber.client.receive()
         }
-        server.stop()
         #expect(log.refused?.status == .capabilityNotAgreed)
         #expect(log.subscribed?.status == .ok)
         #expect(log.events.map { $0?.message } == [.vcpuNotify(VMID(rawValue: 2), Wire.VCPU(rawValue: 1)),

@@ -10,18 +10,11 @@ import Testing
 /// whose move was in flight is neither lost nor doubled.
 @Suite(.serialized) struct SnapshotChurnTests {
     @Test func capturesDuringMovesHoldEveryPendingLPIOnce() throws {
-        let path = temporarySocketPath("snapchurn")
-        let server = try Server(configuration: .init(socketPath: path, lanes: 2))
         let log = ChurnLog()
-        runLoop(server.loop) {
+        try runServer("snapchurn") { path in
             guard let client = TestClient(path: path) else { return }
             let vm = ClientVM(client: client)
-            _ = vm.call(.hello(Hello(capabilities: .defined, limits: .defaults)))
-            let config = VMConfig(vcpuCount: 2, deviceIDBits: 16, eventIDBits: 16, intidBits: 16)
-            guard case let .createVMReply(id, _)? = vm.call(.createVM(config))?.message else { return }
-            vm.vm = id
-            _ = vm.call(.addMemRegion(MemRegion(vm: id, guestAddress: 0, size: UInt64(ClientVM.ramSize), fileOffset: 0)), fds: [vm.memfd])
-            _ = vm.programGuest()
+            guard let id = vm.helloAndProgrammedVM() else { return }
             var queue = CommandQueueWriter(vm: vm, offset: 6 * 32)
             queue.submit([.mapc(CollectionID(1), rdbase: 0, valid: true)])
             var random = SplitMix64(seed: 0x5EED_C0DE)
@@ -38,7 +31,7 @@ import Testing
                 if round % 7 == 3 { _ = vm.drain(UInt16(random.next() % 2)) }
                 guard let image = Self.snapshot(vm, id) else { return log.failures.append("round \(round): no image") }
                 let sourceLPIs = Self.lpis(vm, id)
-                guard case let .createVMReply(copy, _)? = vm.call(.createVM(config))?.message else { return }
+                guard case let .createVMReply(copy, _)? = vm.call(.createVM(ClientVM.usualConfig))?.message else { return }
                 let restored = vm.call(.restoreVM(SnapshotChunk(vm: copy, offset: 0, totalLength: UInt64(image.count), isLast: true,
                                                                 bytes: image[...])))?.status
                 let copyLPIs = Self.lpis(vm, copy)
@@ -49,7 +42,6 @@ import Testing
                 _ = vm.call(.destroyVM(copy))
             }
         }
-        server.stop()
         #expect(log.failures.isEmpty, "\(log.failures.prefix(3))")
         #expect(log.pendingSeen > 60, "the rounds captured pending LPIs (\(log.pendingSeen))")
     }

@@ -11,19 +11,11 @@ import Testing
     static let config = VMConfig(vcpuCount: 2, deviceIDBits: 16, eventIDBits: 16, intidBits: 16)
 
     @Test func imageMovesAndRestores() throws {
-        let path = temporarySocketPath("snapshot")
-        var configuration = Server.Configuration(socketPath: path, lanes: 2)
-        configuration.maximumSnapshotBytes = 1 << 20
-        let server = try Server(configuration: configuration)
         let log = SnapshotLog()
-        runLoop(server.loop) {
+        try runServer("snapshot", configure: { $0.maximumSnapshotBytes = 1 << 20 }) { path in
             guard let client = TestClient(path: path), let plain = TestClient(path: path) else { return }
             let source = ClientVM(client: client)
-            _ = source.call(.hello(Hello(capabilities: .defined, limits: .defaults)))
-            guard case let .createVMReply(id, _)? = source.call(.createVM(Self.config))?.message else { return }
-            source.vm = id
-            _ = source.call(.addMemRegion(MemRegion(vm: id, guestAddress: 0, size: UInt64(ClientVM.ramSize), fileOffset: 0)), fds: [source.memfd])
-            _ = source.programGuest()
+            guard let id = source.helloAndProgrammedVM() else { return }
             for event: UInt32 in [1, 3] { _ = source.call(.inject(id, Wire.DeviceID(rawValue: 7), Wire.EventID(rawValue: event))) }
 
             // Read the image in chunks of at most 256 bytes.
@@ -84,7 +76,6 @@ import Testing
             _ = noCapability.call(.hello(Hello(capabilities: [.errorReports], limits: .defaults)))
             log.withoutCapability = noCapability.call(.snapshotVM(id, offset: 0, maxBytes: 0))?.status
         }
-        server.stop()
 
         #expect(log.chunks > 1 && log.contiguous, "chunks follow each other within max_bytes")
         #expect(log.total == UInt64(log.image.count) && !log.image.isEmpty)

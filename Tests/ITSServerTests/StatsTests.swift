@@ -9,17 +9,11 @@ import Testing
 /// whole server reports its own; the schema id names the set of statistics.
 @Suite(.serialized) struct StatsTests {
     @Test func countersFollowTheTraffic() throws {
-        let path = temporarySocketPath("stats")
-        let server = try Server(configuration: .init(socketPath: path, lanes: 2))
         let log = StatsLog()
-        runLoop(server.loop) {
+        try runServer("stats") { path in
             guard let client = TestClient(path: path) else { return }
             let vm = ClientVM(client: client)
-            _ = vm.call(.hello(Hello(capabilities: .defined, limits: .defaults)))
-            guard case let .createVMReply(id, _)? = vm.call(.createVM(VMConfig(vcpuCount: 2, deviceIDBits: 16, eventIDBits: 16, intidBits: 16)))?.message else { return }
-            vm.vm = id
-            _ = vm.call(.addMemRegion(MemRegion(vm: id, guestAddress: 0, size: UInt64(ClientVM.ramSize), fileOffset: 0)), fds: [vm.memfd])
-            _ = vm.programGuest()
+            guard let id = vm.helloAndProgrammedVM() else { return }
             log.before = vm.call(.stats(id, includeSchema: true))
             for event: UInt32 in [0, 1, 2, 0] {
                 _ = vm.call(.inject(id, Wire.DeviceID(rawValue: 7), Wire.EventID(rawValue: event)))
@@ -34,7 +28,6 @@ import Testing
             log.server = vm.call(.stats(.all, includeSchema: true))
             log.unknown = vm.call(.stats(VMID(rawValue: 4242), includeSchema: false))
         }
-        server.stop()
 
         #expect(log.acked == [8192, 8193, 8194, 8195])
         let before = try #require(log.before.flatMap(StatsLog.values))
@@ -111,13 +104,7 @@ final class StatsLog: @unchecked Sendable {
     }
 
     static func operationsDocument() -> String {
-        let path = #filePath.split(separator: "/", omittingEmptySubsequences: false).dropLast(3).joined(separator: "/") + "/docs/OPERATIONS.md"
-        guard let file = fopen(path, "r") else { return "" }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while case let count = fread(&buffer, 1, buffer.count, file), count > 0 { bytes += buffer[0 ..< count] }
-        return String(decoding: bytes, as: UTF8.self)
+        readTextFile(#filePath.split(separator: "/", omittingEmptySubsequences: false).dropLast(3).joined(separator: "/") + "/docs/OPERATIONS.md")
     }
 
     static func report(_ frame: Frame?) -> StatsReport? {
