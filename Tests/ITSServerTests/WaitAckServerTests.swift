@@ -99,7 +99,7 @@ import Testing
             waiter.client.send(Frame(Self.waitAck(id, timeout: .max), id: MessageID(rawValue: 102)))
             usleep(20_000)
             log.waitingBeforeClose = Self.serverStat(vm, "wait_acks_waiting")
-            close(waiter.client.fd)
+            shutdown(waiter.client.fd, Int32(SHUT_RDWR))   // the TestClient still owns and closes the descriptor
             usleep(50_000)
             log.statuses.append(vm.call(.inject(id, Self.device, Wire.EventID(rawValue: 3)))?.status)
             log.drained.append(vm.drain(1))
@@ -172,4 +172,77 @@ final class WaitAckLog: @unchecked Sendable {
     var notifiedAtOnce = false
     var waitingBeforeClose, waitingAfterClose, waitAcksTotal, wakesTotal: Int64?
     var destroyedWait: WireStatus?
+}
+
+extension WaitAckServerTests {
+    /// A vCPU consumer waiting in WAIT_ACK while two connections inject into it, one with NO_REPLY
+    /// bursts and one with replies: batches run on the loop (the lane idle) and on the lane (busy)
+    /// by turns. Once the injectors are done and a wait has timed out, nothing is left pending: no
+    /// LPI was stranded beside a waiting consumer. Run under ThreadSanitizer by `make test-race`.
+    @Test func aWaitingConsumerMissesNothingWhileInjectorsRace() throws {
+        let log = WaitAckStressLog()
+        try runServer("wait-ack-stress") { path in
+            guard let vm = ClientVM.hello(path), vm.createProgrammedVM(), let consumer = Self.vcpuConnection(path, vm),
+                  let bursts = Self.vcpuConnection(path, vm), let replies = Self.vcpuConnection(path, vm)
+            else { return }
+            let injecting = Atomic<Int>(2)
+            let waiter = startThread {
+                var quietAfterInjectors = false
+                while !quietAfterInjectors {
+                    let done = injecting.load(ordering: .acquiring) == 0
+                    guard let intid = Self.intid(consumer.call(Self.waitAck(vm.vm, timeout: 50_000))) else {
+                        log.consumerFailures += 1
+                        return
+                    }
+                    if intid == 1023 {
+                        quietAfterInjectors = done
+                    } else {
+                        log.taken[Int(intid) - 8192] += 1
+                    }
+                }
+            }
+            let burster = startThread {
+                var rng = SplitMix64(seed: 0x57_7E55)
+                var sent = 0
+                while sent < 3000 {
+                    let count = Int.random(in: 1 ... 8, using: &rng)
+                    var bytes: [UInt8] = []
+                    for index in 0 ..< count {
+                        let event = Wire.EventID(rawValue: UInt32((sent + index) % 4))
+                        bytes += Frame(.inject(vm.vm, Self.device, event), id: MessageID(rawValue: 1), noReply: true).encoded
+                    }
+                    bursts.client.sendBytes(bytes)
+                    sent += count
+                    if Int.random(in: 0 ..< 4, using: &rng) == 0 { usleep(50) }
+                }
+                // Answered behind every burst: they have all been read and translated.
+                _ = bursts.call(.ping(nonce: 1))
+                injecting.subtract(1, ordering: .releasing)
+            }
+            let replier = startThread {
+                for index in 0 ..< 1000 where replies.call(.inject(vm.vm, Self.device, Wire.EventID(rawValue: UInt32(index % 4))))?.status != .ok {
+                    log.injectFailures += 1
+                }
+                injecting.subtract(1, ordering: .releasing)
+            }
+            pthread_join(burster, nil)
+            pthread_join(replier, nil)
+            pthread_join(waiter, nil)
+            log.left = vm.drain(1)
+            log.batchesOnLoop = Self.serverStat(vm, "lane_batches_on_loop_total")
+        }
+        #expect(log.consumerFailures == 0 && log.injectFailures == 0)
+        #expect(log.left == [], "nothing stays pending once the consumer has waited out a timeout")
+        #expect(log.taken.allSatisfy { $0 > 0 }, "every LPI was taken: \(log.taken)")
+        #expect((log.batchesOnLoop ?? 0) > 0, "some batches ran on the loop")
+    }
+}
+
+final class WaitAckStressLog: @unchecked Sendable {
+    // Each written by one thread (the consumer; the injector with replies), read after it is joined.
+    var taken = [Int](repeating: 0, count: 4)
+    var consumerFailures = 0
+    var injectFailures = 0
+    var left: [UInt32]?
+    var batchesOnLoop: Int64?
 }
