@@ -50,6 +50,8 @@ public final class Connection {
     public static let outputHighWater = 1 << 20
     /// Bytes one readiness callback reads at most before the loop serves other connections.
     public static let readBudget = 65536
+    /// A read below this many bytes that leaves room in the buffer ends the readiness callback.
+    static let smallRead = 4096
     /// The receive buffer starts at this size and grows, up to the agreed frame length plus this
     /// much, only for a frame that needs it.
     public static let initialInputCapacity = 65536
@@ -245,6 +247,11 @@ public final class Connection {
             if !isClosed, !readingPaused, arrivedFDs.reduce(0, { $0 + $1.fds.count }) > maxFDsPerMessage {
                 return refuseDescriptors("more descriptors on one frame than the \(maxFDsPerMessage) agreed")
             }
+            // A small read that did not fill its room found the socket empty: a request or two from
+            // a client waiting for their replies. Another recvmsg would only say EAGAIN; the poll is
+            // level-triggered, so later bytes wake the loop again. A client streaming requests
+            // leaves larger reads, and those go on until EAGAIN, as each loop turn costs more.
+            if received < room, received < Self.smallRead { return }
         }
     }
 

@@ -100,7 +100,7 @@ final class LaneRedistributor {
     var value: Redistributor
     /// The WAIT_ACK waiting for an LPI of this vCPU, if any: the ticket it is answered through and
     /// its priority mask.
-    var waiter: (ticket: ReplyTicket, mask: Priority)?
+    var waiter: (ticket: ReplyTicket, mask: Priority, vcpu: VCPUIndex)?
     /// A WAKE arrived while no WAIT_ACK waited: the next one that finds nothing returns at once.
     var wakeLatched = false
     init(_ value: Redistributor) { self.value = value }
@@ -334,7 +334,7 @@ final class LaneState {
             return outgoing.append(.reply(ticket, .gone))
         }
         if let earlier = box.waiter { outgoing.append(.reply(earlier.ticket, .intid(.spurious, nil))) }
-        box.waiter = (ticket, mask)
+        box.waiter = (ticket, mask, vcpu)
         serveWaiter(box, state, vm: vm)
         if box.waiter != nil, box.wakeLatched {
             box.wakeLatched = false
@@ -357,13 +357,22 @@ final class LaneState {
 
     /// Answers the vCPU's waiting WAIT_ACK if an LPI above its mask is deliverable, acknowledging it.
     private func serveWaiter(_ box: LaneRedistributor, _ state: LaneVM, vm: VMKey) {
-        guard let waiter = box.waiter, let intid = box.value.highestPriorityPending(priorityMask: waiter.mask) else { return }
-        let config = box.value.lpis.load(UInt64(intid.rawValue))?.config
-        let acknowledged = box.value.acknowledge(priorityMask: waiter.mask)
-        guard acknowledged != .spurious else { return }
+        guard let waiter = box.waiter else { return }
+        // One in-place access to the redistributor: reading `box.value` for each call would copy it.
+        let taken: (INTID, LPIConfig?)? = Self.acknowledge(&box.value, mask: waiter.mask)
+        guard let (acknowledged, config) = taken else { return }
         box.waiter = nil
-        noteAcknowledged(acknowledged, vm: vm, vcpu: box.value.vcpu)
+        noteAcknowledged(acknowledged, vm: vm, vcpu: waiter.vcpu)
         outgoing.append(.reply(waiter.ticket, .intid(acknowledged, config)))
+    }
+
+    /// Acknowledges the highest-priority deliverable LPI above `mask`, with its configuration; nil
+    /// when there is none.
+    private static func acknowledge(_ redistributor: inout Redistributor, mask: Priority) -> (INTID, LPIConfig?)? {
+        guard let intid = redistributor.highestPriorityPending(priorityMask: mask) else { return nil }
+        let config = redistributor.lpis.load(UInt64(intid.rawValue))?.config
+        let acknowledged = redistributor.acknowledge(priorityMask: mask)
+        return acknowledged == .spurious ? nil : (acknowledged, config)
     }
 
     /// The vCPU has something to take: write its notify eventfd and tell the loop — unless a
@@ -432,7 +441,8 @@ final class LaneState {
     private func noteAcknowledged(_ intid: INTID, vm: VMKey, vcpu: VCPUIndex) {
         guard let state = laneVM(vm), let since = state.pendingSince.removeValue(forKey: Self.latencyKey(vcpu, intid)) else { return }
         let now = uv_hrtime()
-        if state.latency == nil { state.latency = StatsReportBuilder.makeLatencyHistogram() }
+        // `if case`, not `== nil`: comparing an optional histogram copies it.
+        if case .none = state.latency { state.latency = StatsReportBuilder.makeLatencyHistogram() }
         _ = state.latency?.record(min(now >= since ? now - since : 0, StatsReportBuilder.latencyCeiling))
     }
 

@@ -302,10 +302,12 @@ public final class Server {
             }
         }
         // A SYNC may have been waiting for exactly this; its target half, if any, is queued already.
-        for key in synchronizing {
-            guard let vm = registry.vms[key] else { continue }
-            _ = vm.its.processCommands(budget: workBudget(for: vm), memory: vm.memory, redistributors: &vm.operations)
-            reportGuestErrors(vm)
+        if !synchronizing.isEmpty {
+            for key in synchronizing {
+                guard let vm = registry.vms[key] else { continue }
+                _ = vm.its.processCommands(budget: workBudget(for: vm), memory: vm.memory, redistributors: &vm.operations)
+                reportGuestErrors(vm)
+            }
         }
         for vm in dirty where !vm.isRemoved && vm.captureWaiting != nil { startCaptureIfQuiescent(vm) }
         flushLaneWork()
