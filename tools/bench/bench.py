@@ -219,6 +219,15 @@ def write_markdown(results, path):
       "1.5 to 2 whatever the server does. On this virtual machine a wakeup of an idle CPU costs some 20 µs "
       "more than one of a busy CPU, so both floors and itsd's latencies depend on whether the machine's "
       "CPUs idle: the -busy runs keep them busy with a niced loop.\n")
+    rn, irn = load["rtt-notify"], load["irqfd-notify"]
+    w("A notify-eventfd consumer's inject -> acknowledge holds the floor of its wakeup path and a ping-pong "
+      "floor for its ACK round trip; against their sum (the ping-pong floor measured in the rtt-notify run):\n")
+    w("| run | inject -> ack p50 | floors it contains | ratio |\n| --- | --- | --- | --- |")
+    for name, r, first in [("rtt-notify", rn, rn["floor_p50_us"]), ("irqfd-notify", irn, irn["floor_p50_us"])]:
+        bound = first + rn["floor_p50_us"]
+        w(f"| {name} | {plain(r['p50_us'])} µs | {plain(first)} + {plain(rn['floor_p50_us'])} = {plain(bound)} µs | "
+          f"{r['p50_us'] / bound:.2f}× |")
+    w("")
     w("## its-load\n")
     w("Command: `its-load " + " ".join(LOAD_COMMON) + " ARGS` with the itsd it starts from the same build "
       "directory. MSIs/s counts MSIs applied at their redistributors (each injector ends with an HPPI per vCPU, "
