@@ -7,13 +7,7 @@ import Testing
 /// work that needs nothing of the lane's own loop run at once on the caller; anything else, and
 /// anything while the lane holds or has work, goes to the lane, and the order of a lane's work holds.
 @Suite(.serialized) struct InlineLaneTests {
-    private func harness() -> LaneHarness {
-        let harness = LaneHarness(vcpus: 2, lanes: 2)
-        harness.run((0 ..< 2).map { .mapc(CollectionID(UInt16($0)), rdbase: UInt64($0), valid: true) }
-            + [.mapd(DeviceID(1), ittAddress: GuestAddress(LaneHarness.itts), eventIDBits: 8, valid: true)]
-            + (0 ..< 8).map { .mapti(DeviceID(1), EventID(UInt32($0)), INTID(8192 + UInt32($0)), CollectionID(UInt16($0 % 2))) })
-        return harness
-    }
+    private func harness() -> LaneHarness { LaneHarness.twoVCPUsEightEvents() }
 
     /// Waits until lane `index` has nothing queued and does not hold its ownership.
     private func settle(_ harness: LaneHarness, lane index: Int) {

@@ -140,3 +140,15 @@ final class LaneHarness {
         }
     }
 }
+
+extension LaneHarness {
+    /// Two vCPUs on two lanes, collection n on vCPU n, and events 0...7 of device 1 mapped to LPIs
+    /// 8192...8199 on vCPU (event % 2).
+    static func twoVCPUsEightEvents() -> LaneHarness {
+        let harness = LaneHarness(vcpus: 2, lanes: 2)
+        harness.run((0 ..< 2).map { .mapc(CollectionID(UInt16($0)), rdbase: UInt64($0), valid: true) }
+            + [.mapd(DeviceID(1), ittAddress: GuestAddress(LaneHarness.itts), eventIDBits: 8, valid: true)]
+            + (0 ..< 8).map { .mapti(DeviceID(1), EventID(UInt32($0)), INTID(8192 + UInt32($0)), CollectionID(UInt16($0 % 2))) })
+        return harness
+    }
+}

@@ -12,6 +12,18 @@ import Testing
         return (fds[0], fds[1])
     }
 
+    /// A loop with a coalescer, and a server connection on it that uses it; the peer's descriptor,
+    /// which the caller closes.
+    private static func coalescedConnection() throws -> (EventLoop, SendCoalescer, Connection, Int32) {
+        let loop = EventLoop()
+        let coalescer = SendCoalescer(loop: loop)
+        let (server, client) = socketPair()
+        let connection = try Connection(id: 1, fd: server, peer: PeerCredentials(pid: 0, uid: 0, gid: 0), loop: loop,
+                                        decoder: FrameDecoder(role: .server, limits: .defaults))
+        connection.coalescer = coalescer
+        return (loop, coalescer, connection, client)
+    }
+
     /// Bytes the peer can read now, without waiting.
     private static func available(_ fd: Int32) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: 65536)
@@ -20,13 +32,8 @@ import Testing
     }
 
     @Test func queuedRepliesLeaveTogetherBeforeThePoll() throws {
-        let loop = EventLoop()
-        let coalescer = SendCoalescer(loop: loop)
-        let (server, client) = Self.socketPair()
+        let (loop, coalescer, connection, client) = try Self.coalescedConnection()
         defer { close(client) }
-        let connection = try Connection(id: 1, fd: server, peer: PeerCredentials(pid: 0, uid: 0, gid: 0), loop: loop,
-                                        decoder: FrameDecoder(role: .server, limits: .defaults))
-        connection.coalescer = coalescer
         let frames = (1 ... 32 as ClosedRange<UInt64>).map { Frame(.pingReply(nonce: $0), id: MessageID(rawValue: UInt32($0))) }
         for frame in frames { connection.send(frame) }
         #expect(Self.available(client).isEmpty, "nothing is sent before the loop's prepare phase")
@@ -44,13 +51,8 @@ import Testing
     }
 
     @Test func aConnectionClosedWhileQueuedSendsNothing() throws {
-        let loop = EventLoop()
-        let coalescer = SendCoalescer(loop: loop)
-        let (server, client) = Self.socketPair()
+        let (loop, coalescer, connection, client) = try Self.coalescedConnection()
         defer { close(client) }
-        let connection = try Connection(id: 1, fd: server, peer: PeerCredentials(pid: 0, uid: 0, gid: 0), loop: loop,
-                                        decoder: FrameDecoder(role: .server, limits: .defaults))
-        connection.coalescer = coalescer
         connection.send(Frame(.pingReply(nonce: 1), id: MessageID(rawValue: 1)))
         connection.close()
         loop.runOnce()

@@ -48,14 +48,9 @@ import Testing
         let server = try Server(configuration: .init(socketPath: path, lanes: 2))
         let log = WaitAckLog()
         runLoop(server.loop) {
-            guard let client = TestClient(path: path) else { return }
-            let vm = ClientVM(client: client)
-            _ = vm.call(.hello(Hello(capabilities: .defined, limits: .defaults)))
-            guard case let .createVMReply(id, _)? = vm.call(.createVM(VMConfig(vcpuCount: 2, deviceIDBits: 16, eventIDBits: 16, intidBits: 16)))?.message else { return }
-            vm.vm = id
-            _ = vm.call(.addMemRegion(MemRegion(vm: id, guestAddress: 0, size: UInt64(ClientVM.ramSize), fileOffset: 0)), fds: [vm.memfd])
-            _ = vm.programGuest()     // 7/0..3 -> 8192..8195 on vCPU 1
-            guard let waiter = Self.vcpuConnection(path, vm) else { return }
+            // 7/0..3 -> 8192..8195 on vCPU 1.
+            guard let vm = ClientVM.hello(path), vm.createProgrammedVM(), let waiter = Self.vcpuConnection(path, vm) else { return }
+            let id = vm.vm
 
             // Waiting, then an MSI from the other connection.
             waiter.client.send(Frame(Self.waitAck(id, timeout: .max), id: MessageID(rawValue: 100)))

@@ -7,14 +7,7 @@ import Testing
 /// by the LPI that becomes deliverable, by WAKE (or a latched one), by a later WAIT_ACK, by the
 /// loop ending it, and with "gone" when its VM is dropped.
 @Suite(.serialized) struct WaitAckTests {
-    /// Two vCPUs on two lanes; events 0..7 of device 1 go to vCPU (event % 2).
-    private func harness() -> LaneHarness {
-        let harness = LaneHarness(vcpus: 2, lanes: 2)
-        harness.run((0 ..< 2).map { .mapc(CollectionID(UInt16($0)), rdbase: UInt64($0), valid: true) }
-            + [.mapd(DeviceID(1), ittAddress: GuestAddress(LaneHarness.itts), eventIDBits: 8, valid: true)]
-            + (0 ..< 8).map { .mapti(DeviceID(1), EventID(UInt32($0)), INTID(8192 + UInt32($0)), CollectionID(UInt16($0 % 2))) })
-        return harness
-    }
+    private func harness() -> LaneHarness { LaneHarness.twoVCPUsEightEvents() }
 
     private func intid(_ harness: LaneHarness, _ ticket: ReplyTicket) -> UInt32? {
         guard case .intid(let intid, _)? = harness.replies[ticket] else { return nil }
