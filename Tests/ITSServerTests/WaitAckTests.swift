@@ -115,6 +115,18 @@ import Testing
         #expect(harness.drain(1) == [8193], "an ended wait takes nothing")
     }
 
+    @Test func replacingTheRedistributorEndsItsWait() {
+        let harness = harness()
+        defer { harness.shutDown() }
+        let waiting = harness.request(.waitAcknowledge(priorityMask: .lowest), vcpu: VCPUIndex(0))
+        #expect(stillWaiting(harness, waiting))
+        // As RESTORE_VM hands the lane a restored redistributor for the vCPU.
+        let restored = Redistributor(.init(vcpu: VCPUIndex(0), isLast: false))
+        harness.operations.queue(.attach(harness.vm, memory: harness.memory, redistributors: [restored]), for: VCPUIndex(0))
+        harness.wait(for: [waiting])
+        #expect(intid(harness, waiting) == 1023)
+    }
+
     @Test func droppingTheVMAnswersItsWaitsGone() {
         let harness = harness()
         defer { harness.shutDown() }
