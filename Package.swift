@@ -58,6 +58,9 @@ let package = Package(
             "ITSClient", "ITSWire", "ITSModel", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "its-bench", dependencies: ["ITSModel", "ITSWire"]),
+        // What its-load and its-vhost-demo share: their error, the clock, the child processes they
+        // start, the itsd beside them, the JSON of their reports.
+        .target(name: "ToolSupport", dependencies: ["CITSSupport"]),
         // epoll and posix_spawn for its-load (Swift's Glibc module has no sys/epoll.h).
         .target(name: "CITSLoad"),
         .executableTarget(name: "its-load", dependencies: [
@@ -76,6 +79,7 @@ let package = Package(
         .testTarget(name: "CLibUVTests", dependencies: ["CLibUV"]),
         .testTarget(name: "ITSWireTests", dependencies: ["ITSWire"]),
         .testTarget(name: "ITSClientTests", dependencies: ["ITSClient", "ITSWire", "ITSModel", "CITSSupport"]),
+        .testTarget(name: "ToolSupportTests", dependencies: ["ToolSupport"]),
         .testTarget(name: "ITSServerTests", dependencies: ["ITSServer", "ITSModel", "ITSWire", "CITSSupport"]),
         // Runs its-vhost-demo (and itsd) from the build directory against qemu-storage-daemon.
         .testTarget(name: "VhostDemoTests"),
