@@ -61,10 +61,10 @@ let package = Package(
         // What its-load and its-vhost-demo share: their error, the clock, the child processes they
         // start, the itsd beside them, the JSON of their reports.
         .target(name: "ToolSupport", dependencies: ["CITSSupport"]),
-        // epoll and posix_spawn for its-load (Swift's Glibc module has no sys/epoll.h).
+        // epoll for its-load (Swift's Glibc module has no sys/epoll.h).
         .target(name: "CITSLoad"),
         .executableTarget(name: "its-load", dependencies: [
-            "ITSModel", "ITSWire", "CITSSupport", "CITSLoad",
+            "ITSModel", "ITSWire", "CITSSupport", "CITSLoad", "ToolSupport",
             .product(name: "Histogram", package: "hdrhistogram-swift"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
