@@ -72,7 +72,7 @@ let package = Package(
         .target(name: "CVhostDemo"),
         // A vhost-user front-end whose virtio-blk completions reach the guest as LPIs through itsd.
         .executableTarget(name: "its-vhost-demo", dependencies: [
-            "ITSClient", "ITSWire", "CITSSupport", "CVhostDemo",
+            "ITSClient", "ITSWire", "CITSSupport", "CVhostDemo", "ToolSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "ITSModelTests", dependencies: ["ITSModel"]),
