@@ -58,10 +58,13 @@ let package = Package(
             "ITSClient", "ITSWire", "ITSModel", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "its-bench", dependencies: ["ITSModel", "ITSWire"]),
-        // epoll and posix_spawn for its-load (Swift's Glibc module has no sys/epoll.h).
+        // What its-load and its-vhost-demo share: their error, the clock, the child processes they
+        // start, the itsd beside them, the JSON of their reports.
+        .target(name: "ToolSupport", dependencies: ["CITSSupport"]),
+        // epoll for its-load (Swift's Glibc module has no sys/epoll.h).
         .target(name: "CITSLoad"),
         .executableTarget(name: "its-load", dependencies: [
-            "ITSModel", "ITSWire", "CITSSupport", "CITSLoad",
+            "ITSModel", "ITSWire", "CITSSupport", "CITSLoad", "ToolSupport",
             .product(name: "Histogram", package: "hdrhistogram-swift"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -69,13 +72,14 @@ let package = Package(
         .target(name: "CVhostDemo"),
         // A vhost-user front-end whose virtio-blk completions reach the guest as LPIs through itsd.
         .executableTarget(name: "its-vhost-demo", dependencies: [
-            "ITSClient", "ITSWire", "CITSSupport", "CVhostDemo",
+            "ITSClient", "ITSWire", "CITSSupport", "CVhostDemo", "ToolSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "ITSModelTests", dependencies: ["ITSModel"]),
         .testTarget(name: "CLibUVTests", dependencies: ["CLibUV"]),
         .testTarget(name: "ITSWireTests", dependencies: ["ITSWire"]),
         .testTarget(name: "ITSClientTests", dependencies: ["ITSClient", "ITSWire", "ITSModel", "CITSSupport"]),
+        .testTarget(name: "ToolSupportTests", dependencies: ["ToolSupport"]),
         .testTarget(name: "ITSServerTests", dependencies: ["ITSServer", "ITSModel", "ITSWire", "CITSSupport"]),
         // Runs its-vhost-demo (and itsd) from the build directory against qemu-storage-daemon.
         .testTarget(name: "VhostDemoTests"),

@@ -8,6 +8,7 @@ import CITSLoad
 import Glibc
 import Histogram
 import ITSWire
+import ToolSupport
 
 /// How consumers take LPIs (`--acknowledge`).
 enum AcknowledgeStyle: String, CaseIterable, Sendable {
@@ -43,7 +44,7 @@ final class Consumer: @unchecked Sendable {
     var acknowledged = 0
     var acksSent = 0
     var wakeups = 0
-    var error: LoadError?
+    var error: ToolError?
 
     init(connection: WireConnection, vm: VMID, vcpus: [Int], notifyFDs: [Int32], tracker: LPITracker,
          control: RunControl, doneFDs: [Int32], style: AcknowledgeStyle) throws {
@@ -54,9 +55,9 @@ final class Consumer: @unchecked Sendable {
         self.control = control
         self.doneFDs = doneFDs
         epoll = its_load_epoll_create()
-        guard epoll >= 0 else { throw LoadError.system("epoll_create1") }
+        guard epoll >= 0 else { throw ToolError.system("epoll_create1") }
         for (slot, fd) in notifyFDs.enumerated() where its_load_epoll_add(epoll, fd, UInt64(slot)) != 0 {
-            throw LoadError.system("epoll_ctl")
+            throw ToolError.system("epoll_ctl")
         }
         waitFrame = style == .wait
             ? Frame(.waitAck(vm, Wire.VCPU(rawValue: UInt16(vcpus[0])), priorityMask: 0xFF, timeoutMicroseconds: Self.waitTimeoutMicroseconds),
@@ -87,7 +88,7 @@ final class Consumer: @unchecked Sendable {
             while !control.draining.load(ordering: .acquiring), !control.failed.load(ordering: .relaxed) {
                 let ready = tokens.withUnsafeMutableBufferPointer { its_load_epoll_wait(epoll, $0.baseAddress, 64, 20) }
                 guard ready > 0 else { continue }
-                let wake = now()
+                let wake = monotonicNanoseconds()
                 wakeups += 1
                 for index in 0 ..< Int(ready) {
                     let slot = Int(tokens[index])
@@ -98,7 +99,7 @@ final class Consumer: @unchecked Sendable {
             // Everything injected has reached the lanes: take whatever is still pending.
             for slot in 0 ..< vcpus.count { try drain(slot, wake: 0) }
         } catch {
-            self.error = error as? LoadError ?? LoadError("\(error)")
+            self.error = error as? ToolError ?? ToolError("\(error)")
             control.failed.store(true, ordering: .relaxed)
         }
     }
@@ -113,8 +114,8 @@ final class Consumer: @unchecked Sendable {
             acksSent += 1
             while true {
                 let reply = try connection.receive()
-                let time = now()
-                guard case .waitAckReply(let lpi) = reply.message else { throw LoadError("WAIT_ACK: unexpected reply \(reply.message)") }
+                let time = monotonicNanoseconds()
+                guard case .waitAckReply(let lpi) = reply.message else { throw ToolError("WAIT_ACK: unexpected reply \(reply.message)") }
                 if control.draining.load(ordering: .acquiring) || control.failed.load(ordering: .relaxed) {
                     if lpi.intid.rawValue != 1023 { try took(Int(lpi.intid.rawValue), at: time, wake: time, first: true) }
                     break
@@ -128,7 +129,7 @@ final class Consumer: @unchecked Sendable {
             }
             for slot in 0 ..< vcpus.count { try drain(slot, wake: 0) }
         } catch {
-            self.error = error as? LoadError ?? LoadError("\(error)")
+            self.error = error as? ToolError ?? ToolError("\(error)")
             control.failed.store(true, ordering: .relaxed)
         }
     }
@@ -137,7 +138,7 @@ final class Consumer: @unchecked Sendable {
     /// not wait), and lets an irqfd injector send its next MSI.
     private func took(_ intid: Int, at time: UInt64, wake: UInt64, first: Bool) throws {
         let index = intid - 8192
-        guard index >= 0, index < tracker.count else { throw LoadError("ACK returned INTID \(intid), never mapped") }
+        guard index >= 0, index < tracker.count else { throw ToolError("ACK returned INTID \(intid), never mapped") }
         let since = tracker.acknowledged(index, at: time)
         acknowledged += 1
         if since != 0, time > since { latency.record(time - since) }
@@ -157,14 +158,14 @@ final class Consumer: @unchecked Sendable {
             var lastWasNone = false
             for _ in 0 ..< window {
                 let reply = try connection.receive()
-                guard case .ackReply(let lpi) = reply.message else { throw LoadError("ACK: unexpected reply \(reply.message)") }
+                guard case .ackReply(let lpi) = reply.message else { throw ToolError("ACK: unexpected reply \(reply.message)") }
                 let intid = Int(lpi.intid.rawValue)
                 if intid == 1023 {
                     lastWasNone = true
                     continue
                 }
                 lastWasNone = false
-                try took(intid, at: now(), wake: wake, first: first)
+                try took(intid, at: monotonicNanoseconds(), wake: wake, first: first)
                 first = false
             }
             if lastWasNone { return }

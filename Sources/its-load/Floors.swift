@@ -9,6 +9,7 @@ import CITSLoad
 import Glibc
 import Histogram
 import Synchronization
+import ToolSupport
 
 struct FloorResult {
     var messagesPerSecond: Double
@@ -36,19 +37,19 @@ enum Floors {
         var histogram = makeLatencyHistogram()
         var frame = [UInt8](repeating: 0x5A, count: frameLength)
         var messages = 0
-        let start = now()
+        let start = monotonicNanoseconds()
         var end = start
         try frame.withUnsafeMutableBytes { (raw) throws in
             while end - start < duration {
-                let sentAt = now()
+                let sentAt = monotonicNanoseconds()
                 try writeAll(client, UnsafeRawBufferPointer(raw))
                 var received = 0
                 while received < frameLength {
                     let count = read(client, raw.baseAddress! + received, frameLength - received)
-                    guard count > 0 else { throw LoadError.system("floor read") }
+                    guard count > 0 else { throw ToolError.system("floor read") }
                     received += count
                 }
-                end = now()
+                end = monotonicNanoseconds()
                 histogram.record(end - sentAt)
                 messages += 1
             }
@@ -78,11 +79,11 @@ enum Floors {
                 total += count
             }
             received.store(total, ordering: .relaxed)
-            finished.store(now(), ordering: .releasing)
+            finished.store(monotonicNanoseconds(), ordering: .releasing)
         }
-        let start = now()
+        let start = monotonicNanoseconds()
         try buffer.withUnsafeBytes { (raw) throws in
-            while now() - start < duration { try writeAll(writer, raw) }
+            while monotonicNanoseconds() - start < duration { try writeAll(writer, raw) }
         }
         close(writer)
         join(sink)
@@ -130,7 +131,7 @@ enum Floors {
                     if stop.load(ordering: .acquiring) { return }
                     continue
                 }
-                let woke = now()
+                let woke = monotonicNanoseconds()
                 _ = readEventFD(output)
                 if stop.load(ordering: .acquiring) { return }
                 latencies.histogram.record(woke - sentAt.load(ordering: .acquiring))
@@ -138,14 +139,14 @@ enum Floors {
             }
         }
         var messages = 0
-        let start = now()
+        let start = monotonicNanoseconds()
         var end = start
         while end - start < duration {
-            sentAt.store(now(), ordering: .releasing)
+            sentAt.store(monotonicNanoseconds(), ordering: .releasing)
             signalEventFD(input)
-            guard waitEventFD(done, timeoutMs: 2000) else { throw LoadError("the eventfd relay floor stalled") }
+            guard waitEventFD(done, timeoutMs: 2000) else { throw ToolError("the eventfd relay floor stalled") }
             messages += 1
-            end = now()
+            end = monotonicNanoseconds()
         }
         stop.store(true, ordering: .releasing)
         signalEventFD(input)

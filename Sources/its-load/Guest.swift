@@ -8,6 +8,7 @@ import CITSSupport
 import Glibc
 import ITSModel
 import ITSWire
+import ToolSupport
 
 /// The shape of the load: vgic_lpi_stress's -v, -d and -e.
 struct Workload: Sendable {
@@ -87,11 +88,11 @@ final class GuestVM {
         self.workload = workload
         layout = GuestLayout(workload)
         memfd = its_memfd_create("its-load-guest", 1)
-        guard memfd >= 0 else { throw LoadError.system("memfd_create") }
-        guard ftruncate(memfd, off_t(layout.size)) == 0 else { throw LoadError.system("ftruncate") }
-        guard its_add_seals(memfd, its_seal_shrink()) == 0 else { throw LoadError.system("F_ADD_SEALS") }
+        guard memfd >= 0 else { throw ToolError.system("memfd_create") }
+        guard ftruncate(memfd, off_t(layout.size)) == 0 else { throw ToolError.system("ftruncate") }
+        guard its_add_seals(memfd, its_seal_shrink()) == 0 else { throw ToolError.system("F_ADD_SEALS") }
         guard let mapped = mmap(nil, Int(layout.size), PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0),
-              mapped != MAP_FAILED else { throw LoadError.system("mmap") }
+              mapped != MAP_FAILED else { throw ToolError.system("mmap") }
         ram = mapped
     }
 
@@ -106,7 +107,7 @@ final class GuestVM {
         let config = VMConfig(vcpuCount: UInt16(workload.vcpus), deviceIDBits: 16, eventIDBits: 16,
                               intidBits: UInt8(workload.intidBits))
         guard case .createVMReply(let id, let token) = try connection.call(.createVM(config)) else {
-            throw LoadError("CREATE_VM: unexpected reply")
+            throw ToolError("CREATE_VM: unexpected reply")
         }
         vm = id
         self.token = token
@@ -133,7 +134,7 @@ final class GuestVM {
     private func mmioRead(_ connection: WireConnection, _ frame: MMIOFrame, _ offset: UInt64) throws -> UInt64 {
         guard case .mmioReadReply(let value) = try connection.call(
             .mmioRead(MMIOAccess(vm: vm, frame: frame, width: .doubleword, offset: offset))) else {
-            throw LoadError("MMIO_READ: unexpected reply")
+            throw ToolError("MMIO_READ: unexpected reply")
         }
         return value
     }
@@ -182,7 +183,7 @@ final class GuestVM {
     func awaitLanes(on connection: WireConnection) throws {
         for vcpu in 0 ..< workload.vcpus {
             guard case .hppiReply = try connection.call(.hppi(vm, Wire.VCPU(rawValue: UInt16(vcpu)))) else {
-                throw LoadError("HPPI: unexpected reply")
+                throw ToolError("HPPI: unexpected reply")
             }
         }
     }
@@ -219,7 +220,7 @@ final class GuestVM {
             try guest.mmioWrite(connection, .its, ITS.Offset.cwriter, writer)
             while true {
                 let creadr = try guest.mmioRead(connection, .its, ITS.Offset.creadr)
-                if creadr & 1 != 0 { throw LoadError("the ITS stalled at CREADR \(creadr & ~1)") }
+                if creadr & 1 != 0 { throw ToolError("the ITS stalled at CREADR \(creadr & ~1)") }
                 if creadr == writer { break }
                 usleep(100)
             }

@@ -3,6 +3,7 @@
 // and the floor of the same path without itsd.
 import ArgumentParser
 import Glibc
+import ToolSupport
 
 @main
 struct ITSLoad: ParsableCommand {
@@ -86,7 +87,7 @@ struct ITSLoad: ParsableCommand {
             print(json ? result.json : result.text)
             // Exit code 3: the run finished but lost LPIs.
             if result.lost != 0 { throw ExitCode(3) }
-        } catch let error as LoadError {
+        } catch let error as ToolError {
             var message = "its-load: \(error.description)\n"
             message.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
             throw ExitCode(1)

@@ -4,6 +4,7 @@ import Glibc
 import Histogram
 import ITSModel
 import ITSWire
+import ToolSupport
 
 /// How MSIs travel to itsd.
 enum LoadMode: String, CaseIterable, Sendable {
@@ -39,7 +40,7 @@ class Injector: @unchecked Sendable {
     /// Request round trips (rtt) or inject -> notify wakeups measured here, in ns.
     var pathLatency = makeLatencyHistogram()
     var timeouts = 0
-    var error: LoadError?
+    var error: ToolError?
 
     init(connection: WireConnection, vm: VMID, lpis: [Int], workload: Workload, tracker: LPITracker,
          control: RunControl, iterations: Int, duration: UInt64) {
@@ -59,11 +60,11 @@ class Injector: @unchecked Sendable {
             sched_yield()
         }
         do {
-            try inject(deadline: duration == 0 ? 0 : now() + duration)
+            try inject(deadline: duration == 0 ? 0 : monotonicNanoseconds() + duration)
             try awaitApplied()
-            finished = now()
+            finished = monotonicNanoseconds()
         } catch {
-            self.error = error as? LoadError ?? LoadError("\(error)")
+            self.error = error as? ToolError ?? ToolError("\(error)")
             control.failed.store(true, ordering: .relaxed)
         }
     }
@@ -79,7 +80,7 @@ class Injector: @unchecked Sendable {
         try frames.withUnsafeBytes { try connection.sendRaw($0) }
         for _ in 0 ..< workload.vcpus {
             let reply = try connection.receive()
-            guard case .hppiReply = reply.message else { throw LoadError("HPPI: unexpected reply \(reply.message)") }
+            guard case .hppiReply = reply.message else { throw ToolError("HPPI: unexpected reply \(reply.message)") }
         }
     }
 
@@ -91,7 +92,7 @@ class Injector: @unchecked Sendable {
     /// Whether another MSI may go.
     @inline(__always)
     func more(deadline: UInt64) -> Bool {
-        deadline == 0 ? sent < total : now() < deadline && !control.failed.load(ordering: .relaxed)
+        deadline == 0 ? sent < total : monotonicNanoseconds() < deadline && !control.failed.load(ordering: .relaxed)
     }
 }
 
@@ -199,7 +200,7 @@ final class StreamInjector: Injector, @unchecked Sendable {
             if frames > 0 {
                 let whole = frames * msisPerFrame
                 if !fixed { fill(from: position, slots: whole) }
-                mark(from: position, slots: whole, at: now())
+                mark(from: position, slots: whole, at: monotonicNanoseconds())
                 try connection.sendRaw(UnsafeRawBufferPointer(rebasing: buffer[0 ..< frames * frameLength]))
                 sent += whole
                 position = (position + whole) % lpis.count
@@ -210,7 +211,7 @@ final class StreamInjector: Injector, @unchecked Sendable {
                     return InjectEntry(deviceID: Wire.DeviceID(workload.device(ofLPI: lpi)),
                                        eventID: Wire.EventID(workload.event(ofLPI: lpi)))
                 }
-                mark(from: position, slots: slots, at: now())
+                mark(from: position, slots: slots, at: monotonicNanoseconds())
                 try connection.send(Frame(.injectBatch(InjectBatch(vm: vm, entries: entries)), id: MessageID(rawValue: 0), noReply: true))
                 sent += slots
                 position = (position + slots) % lpis.count
@@ -246,12 +247,12 @@ final class RTTInjector: Injector, @unchecked Sendable {
                 let lpi = lpis[pair]
                 raw.storeBytes(of: workload.device(ofLPI: lpi).littleEndian, toByteOffset: 20, as: UInt32.self)
                 raw.storeBytes(of: workload.event(ofLPI: lpi).littleEndian, toByteOffset: 24, as: UInt32.self)
-                let start = now()
+                let start = monotonicNanoseconds()
                 tracker.injected(lpi, at: start)
                 try connection.sendRaw(UnsafeRawBufferPointer(raw))
                 let reply = try connection.receive()
-                let end = now()
-                guard case .done(.inject) = reply.message else { throw LoadError("INJECT: unexpected reply \(reply.message)") }
+                let end = monotonicNanoseconds()
+                guard case .done(.inject) = reply.message else { throw ToolError("INJECT: unexpected reply \(reply.message)") }
                 pathLatency.record(end - start)
                 if let doneFD, !waitEventFD(doneFD, timeoutMs: 2000) { timeouts += 1 }
                 sent += 1
@@ -292,7 +293,7 @@ final class IRQFDInjector: Injector, @unchecked Sendable {
     override func inject(deadline: UInt64) throws {
         var pair = 0
         while more(deadline: deadline) {
-            tracker.injected(lpis[pair], at: now())
+            tracker.injected(lpis[pair], at: monotonicNanoseconds())
             signalEventFD(eventFDs[pair])
             if !waitEventFD(doneFD, timeoutMs: 2000) { timeouts += 1 }
             sent += 1

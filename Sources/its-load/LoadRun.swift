@@ -2,6 +2,7 @@
 import Glibc
 import Histogram
 import ITSWire
+import ToolSupport
 
 struct LoadOptions: Sendable {
     var workload: Workload
@@ -53,14 +54,14 @@ enum LoadRun {
 
         let setup = try WireConnection(path: path)
         try setup.hello()
-        guard let serverPID = setup.peerPID else { throw LoadError("SO_PEERCRED gave no server pid") }
+        guard let serverPID = setup.peerPID else { throw ToolError("SO_PEERCRED gave no server pid") }
         result.rssAnonBeforeVM = ProcessStats.statusBytes(serverPID, "RssAnon")
         let guest = try GuestVM(workload)
         try guest.create(on: setup)
-        let setupStart = now()
+        let setupStart = monotonicNanoseconds()
         result.setupCommands = try guest.program(on: setup)
         try guest.awaitLanes(on: setup)
-        result.setupSeconds = Double(now() - setupStart) / 1e9
+        result.setupSeconds = Double(monotonicNanoseconds() - setupStart) / 1e9
         result.rssAnonAfterSetup = ProcessStats.statusBytes(serverPID, "RssAnon")
 
         let tracker = LPITracker(count: workload.lpiCount)
@@ -119,7 +120,7 @@ enum LoadRun {
         let injectorThreads = injectors.map { injector in startThread { injector.run() } }
         let cpuStart = ProcessStats.cpuNanoseconds(serverPID)
         let ownCPUStart = ownCPUNanoseconds()
-        let start = now()
+        let start = monotonicNanoseconds()
         control.go.store(true, ordering: .releasing)
         injectorThreads.forEach(join)
         let end = injectors.map(\.finished).max() ?? start

@@ -1,5 +1,6 @@
 // The figures of a run, as one JSON object (--json) or as lines for people.
 import Histogram
+import ToolSupport
 
 extension LoadResult {
     /// Microseconds at `percentile` of `histogram`, nil when it recorded nothing.
@@ -65,35 +66,10 @@ extension LoadResult {
         ]
     }
 
-    var json: String { JSONValue.object(fields).rendered }
+    var json: String { JSONValue.object(fields).rendered(.spaced) }
 
     var text: String {
-        fields.map { name, value in "\(name): \(value.rendered)" }.joined(separator: "\n")
+        fields.map { name, value in "\(name): \(value.rendered(.spaced))" }.joined(separator: "\n")
     }
 }
 
-/// Just enough JSON for the report.
-indirect enum JSONValue {
-    case null
-    case int(Int)
-    case number(Double)
-    case string(String)
-    case object([(String, JSONValue)])
-
-    static func format(_ value: Double) -> String {
-        guard value.isFinite else { return "null" }
-        if value == value.rounded(), abs(value) < 1e15 { return String(Int(value)) }
-        let scaled = (value * 1000).rounded() / 1000
-        return String(scaled)
-    }
-
-    var rendered: String {
-        switch self {
-        case .null: "null"
-        case .int(let value): String(value)
-        case .number(let value): Self.format(value)
-        case .string(let value): "\"\(value)\""
-        case .object(let fields): "{" + fields.map { "\"\($0.0)\": \($0.1.rendered)" }.joined(separator: ", ") + "}"
-        }
-    }
-}

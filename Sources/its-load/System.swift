@@ -1,27 +1,9 @@
-// Clocks, threads, descriptors and /proc readings for its-load. Nothing here allocates on the paths
-// the load loops call (now(), readCounter, writeCounter, writeAll).
+// Threads, descriptors, a CPU clock and /proc readings for its-load. Nothing here allocates on the
+// paths the load loops call (signalEventFD, readEventFD, writeAll).
 import CITSLoad
 import CITSSupport
 import Glibc
-
-/// Why a load run could not go on: a failed system call, a refused request, a bad reply.
-struct LoadError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-
-    /// The failed call and errno's text.
-    static func system(_ call: String) -> LoadError {
-        LoadError("\(call): \(String(cString: strerror(its_errno())))")
-    }
-}
-
-/// CLOCK_MONOTONIC in nanoseconds (a vDSO call: no system call, no allocation).
-@inline(__always)
-func now() -> UInt64 {
-    var time = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &time)
-    return UInt64(time.tv_sec) &* 1_000_000_000 &+ UInt64(time.tv_nsec)
-}
+import ToolSupport
 
 /// Starts a detached-from-nothing pthread running `body`; join it with `pthread_join`.
 func startThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
@@ -54,7 +36,7 @@ func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws {
         let written = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
         if written < 0 {
             if its_errno() == EINTR { continue }
-            throw LoadError.system("write")
+            throw ToolError.system("write")
         }
         offset += written
     }
@@ -87,7 +69,7 @@ func waitEventFD(_ fd: Int32, timeoutMs: Int32) -> Bool {
 
 func makeEventFD(nonblocking: Bool) throws -> Int32 {
     let fd = its_eventfd(0, nonblocking ? 1 : 0)
-    guard fd >= 0 else { throw LoadError.system("eventfd") }
+    guard fd >= 0 else { throw ToolError.system("eventfd") }
     return fd
 }
 
@@ -95,7 +77,7 @@ func makeEventFD(nonblocking: Bool) throws -> Int32 {
 func unixSocketPair() throws -> (Int32, Int32) {
     var fds: [Int32] = [-1, -1]
     guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
-        throw LoadError.system("socketpair")
+        throw ToolError.system("socketpair")
     }
     return (fds[0], fds[1])
 }
@@ -147,12 +129,3 @@ enum ProcessStats {
     }
 }
 
-/// The directory holding this executable (itsd is looked for next to it).
-func executableDirectory() -> String {
-    var path = [CChar](repeating: 0, count: 4096)
-    let count = readlink("/proc/self/exe", &path, path.count - 1)
-    guard count > 0 else { return "." }
-    let full = String(decoding: path[0 ..< count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    guard let slash = full.lastIndex(of: "/") else { return "." }
-    return String(full[..<slash])
-}

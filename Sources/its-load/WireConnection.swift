@@ -5,6 +5,7 @@
 import CITSSupport
 import Glibc
 import ITSWire
+import ToolSupport
 
 final class WireConnection {
     let fd: Int32
@@ -21,17 +22,17 @@ final class WireConnection {
 
     init(path: String) throws {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw LoadError.system("socket") }
+        guard fd >= 0 else { throw ToolError.system("socket") }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let utf8 = Array(path.utf8)
-        guard utf8.count < MemoryLayout.size(ofValue: address.sun_path) else { throw LoadError("socket path too long: \(path)") }
+        guard utf8.count < MemoryLayout.size(ofValue: address.sun_path) else { throw ToolError("socket path too long: \(path)") }
         withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: utf8) }
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard connected == 0 else {
-            let error = LoadError.system("connect \(path)")
+            let error = ToolError.system("connect \(path)")
             Glibc.close(fd)
             throw error
         }
@@ -54,7 +55,7 @@ final class WireConnection {
     func hello(maxInFlight: UInt32 = 0) throws -> Limits {
         let proposal = Limits(maxFrameLength: 1 << 20, maxBatchEntries: 0, maxInFlight: maxInFlight, maxFDsPerMessage: 0)
         guard case .helloReply(let reply) = try call(.hello(Hello(capabilities: .errorReports, limits: proposal))) else {
-            throw LoadError("HELLO: unexpected reply")
+            throw ToolError("HELLO: unexpected reply")
         }
         limits = reply.limits
         decoder.limits = reply.limits
@@ -68,7 +69,7 @@ final class WireConnection {
         nextID &+= 1
         let reply = try receive()
         if case .error(let opcode, let report) = reply.message {
-            throw LoadError("\(opcode) refused: \(report.status) detail \(report.detail) \(report.text)")
+            throw ToolError("\(opcode) refused: \(report.status) detail \(report.detail) \(report.text)")
         }
         return reply.message
     }
@@ -92,7 +93,7 @@ final class WireConnection {
                 return sendmsg(fd, &header, Int32(MSG_NOSIGNAL))
             }
         }
-        guard sent == bytes.count else { throw LoadError.system("sendmsg") }
+        guard sent == bytes.count else { throw ToolError.system("sendmsg") }
     }
 
     /// Writes already-encoded frames.
@@ -111,7 +112,7 @@ final class WireConnection {
                 if frame.flags.contains(.event) { continue }
                 return frame
             case .failure(let error):
-                throw LoadError("malformed frame from the server: \(error)")
+                throw ToolError("malformed frame from the server: \(error)")
             case .needMoreData:
                 if end + 65536 > buffer.count {
                     let pending = end - start
@@ -127,7 +128,7 @@ final class WireConnection {
                     recv(fd, raw.baseAddress! + end, raw.count - end, 0)
                 }
                 if count < 0, its_errno() == EINTR { continue }
-                guard count > 0 else { throw count == 0 ? LoadError("the server closed the connection") : LoadError.system("recv") }
+                guard count > 0 else { throw count == 0 ? ToolError("the server closed the connection") : ToolError.system("recv") }
                 end += count
             }
         }

@@ -1,6 +1,8 @@
 /// The VMM's side of one vhost-user-blk device: the guest's virtqueue and driver, the connection to
 /// the back-end, and the kick and call eventfds. A reconnect replays the whole vhost-user setup on a
 /// new connection with a new call eventfd and resumes the ring where the driver left it.
+import ToolSupport
+
 final class BlockDevice {
     let daemon: StorageDaemon
     let ram: GuestRAM
@@ -15,7 +17,7 @@ final class BlockDevice {
     /// How long the back-end may take to answer a vhost-user request.
     private let timeoutSeconds: Int
 
-    init(daemon: StorageDaemon, ram: GuestRAM, queueDepth: Int, timeoutSeconds: Int) throws(DemoError) {
+    init(daemon: StorageDaemon, ram: GuestRAM, queueDepth: Int, timeoutSeconds: Int) throws(ToolError) {
         self.daemon = daemon
         self.timeoutSeconds = timeoutSeconds
         self.ram = ram
@@ -30,12 +32,12 @@ final class BlockDevice {
     /// Connects to the running daemon and sets the ring up with the current call eventfd. The ring
     /// is not enabled yet: `beforeEnable` runs first (the VMM binds the call eventfd there), then
     /// SET_VRING_ENABLE.
-    func connect(beforeEnable: (EventFD) throws(DemoError) -> Void = { _ throws(DemoError) in }) throws(DemoError) {
+    func connect(beforeEnable: (EventFD) throws(ToolError) -> Void = { _ throws(ToolError) in }) throws(ToolError) {
         let frontEnd = try VhostUserFrontEnd(path: daemon.socketPath, timeoutSeconds: timeoutSeconds)
         try frontEnd.setUp(ram: ram, ring: ring, kick: kick, call: call)
         let neededSectors = UInt64(driver.blockCount) * VirtioBlkDriver.sectorsPerBlock
         guard frontEnd.capacitySectors >= neededSectors else {
-            throw DemoError("the disk has \(frontEnd.capacitySectors) sectors; the demo needs \(neededSectors)")
+            throw ToolError("the disk has \(frontEnd.capacitySectors) sectors; the demo needs \(neededSectors)")
         }
         try beforeEnable(call)
         try frontEnd.enable()
@@ -46,7 +48,7 @@ final class BlockDevice {
     /// may hold a stale signal and the back-end is gone), the full setup again. The driver must have
     /// nothing in flight: qemu-storage-daemon 7.2 has no in-flight tracking (INFLIGHT_SHMFD), so
     /// requests caught by a crash would have to be resubmitted by the guest.
-    func crashAndReconnect(beforeEnable: (EventFD) throws(DemoError) -> Void) throws(DemoError) {
+    func crashAndReconnect(beforeEnable: (EventFD) throws(ToolError) -> Void) throws(ToolError) {
         precondition(driver.inFlight == 0, "reconnect with requests in flight")
         frontEnd = nil
         daemon.crash()
@@ -57,7 +59,7 @@ final class BlockDevice {
 
     /// Makes requests available until `limit` are in flight or `budget` runs out, then kicks once.
     /// Returns how many were submitted.
-    func submit(upTo limit: Int, budget: Int, now: UInt64) throws(DemoError) -> Int {
+    func submit(upTo limit: Int, budget: Int, now: UInt64) throws(ToolError) -> Int {
         var count = 0
         while count < budget, driver.inFlight < limit, driver.submit(now: now) { count += 1 }
         if count > 0 { try kick.signal() }

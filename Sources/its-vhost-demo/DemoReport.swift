@@ -1,3 +1,5 @@
+import ToolSupport
+
 /// One phase's outcome: whether it passed and the figures that decided it.
 struct PhaseResult {
     var name: String
@@ -49,32 +51,32 @@ struct DemoReport {
     var passed: Bool { lost == 0 && completions == requests && phases.allSatisfy(\.passed) }
 
     var json: String {
-        var fields: [String] = [
-            "\"mode\":\"\(mode)\"",
-            "\"requests\":\(requests)",
-            "\"completions\":\(completions)",
-            "\"reads\":\(reads)",
-            "\"writes\":\(writes)",
-            "\"lost\":\(lost)",
-            "\"unsignalled\":\(unsignalled)",
-            "\"interrupts\":\(interrupts)",
-            "\"interrupts_without_completion\":\(interruptsWithoutCompletion)",
+        var fields: [(String, JSONValue)] = [
+            ("mode", .string(mode)),
+            ("requests", .int(requests)),
+            ("completions", .int(completions)),
+            ("reads", .int(reads)),
+            ("writes", .int(writes)),
+            ("lost", .int(lost)),
+            ("unsignalled", .int(unsignalled)),
+            ("interrupts", .int(interrupts)),
+            ("interrupts_without_completion", .int(interruptsWithoutCompletion)),
         ]
-        if let lpisAcked { fields.append("\"lpis_acked\":\(lpisAcked)") }
+        if let lpisAcked { fields.append(("lpis_acked", .int(lpisAcked))) }
         fields += [
-            "\"p50_us\":\(Self.decimal(p50))",
-            "\"p99_us\":\(Self.decimal(p99))",
-            "\"backend_starts\":\(backendStarts)",
-            "\"elapsed_ms\":\(elapsedMilliseconds)",
+            ("p50_us", .decimal(p50, places: 1)),
+            ("p99_us", .decimal(p99, places: 1)),
+            ("backend_starts", .int(backendStarts)),
+            ("elapsed_ms", .int(elapsedMilliseconds)),
         ]
-        let phaseFields = phases.map { phase -> String in
-            var inner = ["\"passed\":\(phase.passed)"] + phase.figures.map { "\"\($0.0)\":\($0.1)" }
-            if !phase.failure.isEmpty { inner.append("\"failure\":\"\(Self.escaped(phase.failure))\"") }
-            return "\"\(phase.name)\":{\(inner.joined(separator: ","))}"
+        let phaseFields = phases.map { phase -> (String, JSONValue) in
+            var inner: [(String, JSONValue)] = [("passed", .bool(phase.passed))] + phase.figures.map { ($0.0, .int($0.1)) }
+            if !phase.failure.isEmpty { inner.append(("failure", .string(phase.failure))) }
+            return (phase.name, .object(inner))
         }
-        fields.append("\"phases\":{\(phaseFields.joined(separator: ","))}")
-        fields.append("\"passed\":\(passed)")
-        return "{\(fields.joined(separator: ","))}"
+        fields.append(("phases", .object(phaseFields)))
+        fields.append(("passed", .bool(passed)))
+        return JSONValue.object(fields).rendered(.compact)
     }
 
     var summary: String {
@@ -82,7 +84,7 @@ struct DemoReport {
             "its-vhost-demo (\(mode)): \(requests) requests (\(reads) reads, \(writes) writes), \(completions) completed, \(lost) lost",
             "  interrupts taken: \(interrupts) (\(interruptsWithoutCompletion) found the used ring empty)"
                 + (lpisAcked.map { ", LPIs acknowledged: \($0)" } ?? ""),
-            "  submit -> interrupt taken: p50 \(Self.decimal(p50)) µs, p99 \(Self.decimal(p99)) µs",
+            "  submit -> interrupt taken: p50 \(JSONValue.format(p50, places: 1)) µs, p99 \(JSONValue.format(p99, places: 1)) µs",
             "  qemu-storage-daemon started \(backendStarts) time(s); completed but never signalled: \(unsignalled); \(elapsedMilliseconds) ms in all",
         ]
         for phase in phases {
@@ -91,25 +93,5 @@ struct DemoReport {
         }
         lines.append(passed ? "passed" : "FAILED")
         return lines.joined(separator: "\n") + "\n"
-    }
-
-    /// A number with one decimal, as JSON and people read it.
-    private static func decimal(_ value: Double) -> String {
-        let tenths = Int((value * 10).rounded())
-        return "\(tenths / 10).\(tenths % 10)"
-    }
-
-    private static func escaped(_ text: String) -> String {
-        var out = ""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            default:
-                if scalar.value < 0x20 { out += "\\u00" + (scalar.value < 0x10 ? "0" : "") + String(scalar.value, radix: 16) } else { out.unicodeScalars.append(scalar) }
-            }
-        }
-        return out
     }
 }

@@ -1,4 +1,5 @@
 import ITSWire
+import ToolSupport
 
 /// What a guest's GICv3 ITS driver does, done the way the guest does it: tables and the command
 /// queue in guest RAM, registers through MMIO (forwarded to itsd as MMIO_READ and MMIO_WRITE).
@@ -55,24 +56,24 @@ final class GuestITSDriver {
 
     /// The redistributors' LPI setup, then the ITS's tables, command queue and enable, then one
     /// collection per vCPU (collection n on vCPU n).
-    func initialize() throws(DemoError) {
+    func initialize() throws(ToolError) {
         ram.fill(0, at: GuestMemoryMap.lpiConfiguration, count: Int(1 << intidBits) - 8192)
         for vcpu in 0 ..< vcpus {
             let frame = MMIOFrame.redistributor(Wire.VCPU(UInt16(vcpu)))
             let typer = try link.mmioRead(frame, offset: Register.gicrTYPER)
-            guard typer & 1 == 1 else { throw DemoError("GICR_TYPER.PLPIS is 0 on vCPU \(vcpu)") }
+            guard typer & 1 == 1 else { throw ToolError("GICR_TYPER.PLPIS is 0 on vCPU \(vcpu)") }
             rdbase.append((typer >> 8) & 0xFFFF)
             let pending = GuestMemoryMap.pendingTables + UInt64(vcpu) * GuestMemoryMap.pendingTableStride
             try link.mmioWrite(frame, offset: Register.gicrPROPBASER, value: GuestMemoryMap.lpiConfiguration | (intidBits - 1))
             try link.mmioWrite(frame, offset: Register.gicrPENDBASER, value: pending | Self.pendbaserPTZ)
             try link.mmioWrite(frame, offset: Register.gicrCTLR, value: 1, width: .word)
             guard try link.mmioRead(frame, offset: Register.gicrCTLR, width: .word) & 1 == 1 else {
-                throw DemoError("GICR_CTLR.EnableLPIs did not stick on vCPU \(vcpu)")
+                throw ToolError("GICR_CTLR.EnableLPIs did not stick on vCPU \(vcpu)")
             }
         }
 
         let typer = try link.mmioRead(.its, offset: Register.gitsTYPER)
-        guard typer & (1 << 19) == 0 else { throw DemoError("GITS_TYPER.PTA is 1; this driver targets processor numbers") }
+        guard typer & (1 << 19) == 0 else { throw ToolError("GITS_TYPER.PTA is 1; this driver targets processor numbers") }
         var tables: Set<UInt64> = []
         for n: UInt64 in 0 ..< 8 {
             let baser = try link.mmioRead(.its, offset: Register.gitsBASER(n))
@@ -88,14 +89,14 @@ final class GuestITSDriver {
             tables.insert((baser >> 56) & 0x7)
         }
         guard tables == [Self.baserTypeDevices, Self.baserTypeCollections] else {
-            throw DemoError("GITS_BASER<n> lacks a Device or a Collection table")
+            throw ToolError("GITS_BASER<n> lacks a Device or a Collection table")
         }
         ram.fill(0, at: GuestMemoryMap.commandQueue, count: Int(GuestMemoryMap.commandQueueBytes))
         try link.mmioWrite(.its, offset: Register.gitsCBASER, value: Self.valid | GuestMemoryMap.commandQueue)
         writer = try link.mmioRead(.its, offset: Register.gitsCWRITER)
         try link.mmioWrite(.its, offset: Register.gitsCTLR, value: 1, width: .word)
         guard try link.mmioRead(.its, offset: Register.gitsCTLR, width: .word) & 1 == 1 else {
-            throw DemoError("GITS_CTLR.Enabled did not stick")
+            throw ToolError("GITS_CTLR.Enabled did not stick")
         }
         for vcpu in 0 ..< vcpus { queue(.mapc, dw2: Self.valid | rdbase[vcpu] << 16 | UInt64(vcpu)) }
         try execute()
@@ -103,7 +104,7 @@ final class GuestITSDriver {
 
     /// Maps `deviceID` with room for `eventBits` bits of EventID (its ITT at `GuestMemoryMap.itt`),
     /// and `eventID` to `intid` in collection `collection`; sets the LPI's configuration byte first.
-    func mapEvent(deviceID: UInt32, eventBits: UInt64, eventID: UInt32, intid: UInt32, collection: UInt16) throws(DemoError) {
+    func mapEvent(deviceID: UInt32, eventBits: UInt64, eventID: UInt32, intid: UInt32, collection: UInt16) throws(ToolError) {
         ram.store(Self.lpiConfiguration, at: GuestMemoryMap.lpiConfiguration + UInt64(intid - 8192))
         queue(.mapd, deviceID: deviceID, dw1: eventBits - 1, dw2: Self.valid | GuestMemoryMap.itt)
         queue(.mapti, deviceID: deviceID, dw1: UInt64(intid) << 32 | UInt64(eventID), dw2: UInt64(collection))
@@ -112,7 +113,7 @@ final class GuestITSDriver {
     }
 
     /// MOVI: the event's LPI moves to `collection` with its pending state; SYNC on the new target.
-    func move(deviceID: UInt32, eventID: UInt32, to collection: UInt16) throws(DemoError) {
+    func move(deviceID: UInt32, eventID: UInt32, to collection: UInt16) throws(ToolError) {
         queue(.movi, deviceID: deviceID, dw1: UInt64(eventID), dw2: UInt64(collection))
         queue(.sync, dw2: rdbase[Int(collection)] << 16)
         try execute()
@@ -129,17 +130,17 @@ final class GuestITSDriver {
 
     /// Publishes the queued commands (GITS_CWRITER) and waits for GITS_CREADR to reach them; a stall
     /// (CREADR.Stalled) or the timeout is an error.
-    private func execute() throws(DemoError) {
+    private func execute() throws(ToolError) {
         try link.mmioWrite(.its, offset: Register.gitsCWRITER, value: writer)
         let deadline = monotonicNanoseconds() + UInt64(timeoutSeconds) * 1_000_000_000
         while true {
             let reader = try link.mmioRead(.its, offset: Register.gitsCREADR)
             if reader == writer { return }
             guard reader & 1 == 0 else {
-                throw DemoError("GITS_CREADR.Stalled at offset 0x\(String(reader & ~1, radix: 16))")
+                throw ToolError("GITS_CREADR.Stalled at offset 0x\(String(reader & ~1, radix: 16))")
             }
             guard monotonicNanoseconds() < deadline else {
-                throw DemoError("GITS_CREADR is 0x\(String(reader, radix: 16)) after \(timeoutSeconds) s, "
+                throw ToolError("GITS_CREADR is 0x\(String(reader, radix: 16)) after \(timeoutSeconds) s, "
                     + "GITS_CWRITER 0x\(String(writer, radix: 16))")
             }
             sleepMilliseconds(1)

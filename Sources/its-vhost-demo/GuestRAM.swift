@@ -1,5 +1,6 @@
 import CITSSupport
 import Glibc
+import ToolSupport
 
 /// The demo guest's RAM: one memfd mapped shared at guest physical address 0, so that itsd (through
 /// ADD_MEM_REGION) and the vhost-user back-end (through SET_MEM_TABLE) see the same bytes the
@@ -13,7 +14,7 @@ final class GuestRAM {
     private let base: UnsafeMutableRawPointer
 
     /// A memfd of `size` bytes (a multiple of 4 KiB), sealed against shrinking, mapped shared.
-    init(size: UInt64) throws(DemoError) {
+    init(size: UInt64) throws(ToolError) {
         precondition(size > 0 && size % 4096 == 0, "guest RAM is whole 4 KiB pages")
         self.size = size
         fd = its_memfd_create("its-vhost-demo-guest-ram", 1)

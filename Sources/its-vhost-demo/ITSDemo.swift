@@ -1,4 +1,5 @@
 import ITSWire
+import ToolSupport
 
 /// The demo with itsd: the VM, the guest's ITS programming, the binding of the back-end's call
 /// eventfd, and the run with its phases.
@@ -16,7 +17,7 @@ extension VhostDemo {
         VMConfig(vcpuCount: UInt16(vcpus), deviceIDBits: Self.vmBits, eventIDBits: Self.vmBits, intidBits: Self.vmBits)
     }
 
-    func runWithITS(device: BlockDevice, scratch: ScratchDirectory, log: StepLog) throws(DemoError) -> DemoReport {
+    func runWithITS(device: BlockDevice, scratch: ScratchDirectory, log: StepLog) throws(ToolError) -> DemoReport {
         let own = socket == nil ? try OwnItsd(executable: itsd, scratch: scratch) : nil
         let itsdPath = socket ?? own!.socketPath
         if own != nil { log("itsd started at \(itsdPath)") }
@@ -32,7 +33,7 @@ extension VhostDemo {
         let path = try LPIPath(link: link, vcpus: vcpus, intid: Self.queueLPI)
         log("itsd: a notify eventfd for each vCPU (SET_VCPU_NOTIFY)")
         // Where a VMM on KVM would call KVM_IRQFD with an MSI route: bind the call eventfd at itsd.
-        let bindCall = { (call: EventFD) throws(DemoError) in
+        let bindCall = { (call: EventFD) throws(ToolError) in
             try link.bind(deviceID: Self.deviceID, eventID: Self.queueEvent, eventfd: call.fd)
         }
         try device.connect(beforeEnable: bindCall)
@@ -86,7 +87,7 @@ extension VhostDemo {
         if complete {
             log("running \(second) requests" + (phases.contains(.movi) ? ", MOVI to collection 1 (vCPU 1) halfway" : ""))
             complete = try workload.run(count: second, queueDepth: queueDepth, midway: phases.contains(.movi) ? {
-                () throws(DemoError) in
+                () throws(ToolError) in
                 try guest.move(deviceID: Self.deviceID, eventID: Self.queueEvent, to: 1)
                 log("phase movi: MOVI and SYNC done (GITS_CREADR caught up)")
                 moved = path.acknowledged
@@ -113,7 +114,7 @@ extension VhostDemo {
 
     /// MASK the binding, let requests complete (no LPI may arrive), UNMASK: the latched signal must
     /// arrive as an LPI and return every one of them.
-    private func maskPhase(workload: Workload, link: ITSLink, path: LPIPath, count: Int) throws(DemoError) -> PhaseResult {
+    private func maskPhase(workload: Workload, link: ITSLink, path: LPIPath, count: Int) throws(ToolError) -> PhaseResult {
         try workload.settle(milliseconds: 20)
         let acknowledgedBefore = path.totalAcknowledged
         let target = workload.completions + count
@@ -121,7 +122,7 @@ extension VhostDemo {
         try workload.submitUnserviced(count: count, queueDepth: queueDepth)
         // Every request is in the used ring and the back-end has signalled; give itsd time to (wrongly) deliver.
         let ready = try pollReadable(path.pollFDs, timeoutMilliseconds: 100)
-        let whileMasked = ready.isEmpty ? 0 : try path.acknowledge(readable: ready) { () throws(DemoError) in }
+        let whileMasked = ready.isEmpty ? 0 : try path.acknowledge(readable: ready) { () throws(ToolError) in }
         let unmaskedAt = monotonicNanoseconds()
         try link.unmask(deviceID: Self.deviceID, eventID: Self.queueEvent)
         var firstLPI: UInt64?
@@ -147,7 +148,7 @@ extension VhostDemo {
     /// stay, so requests completing meanwhile still make the LPI pending and write the notify
     /// eventfd. A new connection attaches with the token and takes the LPI, which returns them all.
     private func reattachPhase(workload: Workload, link: ITSLink, path: LPIPath, count: Int,
-                               itsdPath: String) throws(DemoError) -> PhaseResult {
+                               itsdPath: String) throws(ToolError) -> PhaseResult {
         try workload.settle(milliseconds: 20)
         let target = workload.completions + count
         link.detach()
@@ -168,7 +169,7 @@ extension VhostDemo {
     /// Services the queue until `target` completions or a timeout; returns the LPIs acknowledged
     /// meanwhile and how many of the last `count` requests came back.
     private func serviceUntil(_ target: Int, of count: Int, workload: Workload,
-                              path: LPIPath) throws(DemoError) -> (lpis: Int, returned: Int) {
+                              path: LPIPath) throws(ToolError) -> (lpis: Int, returned: Int) {
         let acknowledgedBefore = path.totalAcknowledged
         while workload.completions < target {
             guard try workload.service(timeoutMilliseconds: timeout * 1000, measured: false) else { break }
@@ -181,7 +182,7 @@ extension VhostDemo {
     /// new VM on a new connection gets the same RAM, notify eventfds, RESTORE_VM and the call eventfd;
     /// the source is destroyed. The restored LPI must arrive through the new VM and return them all.
     private func migratePhase(workload: Workload, source: ITSLink, path: LPIPath, count: Int, itsdPath: String,
-                              ram: GuestRAM, call: EventFD) throws(DemoError) -> (PhaseResult, ITSLink) {
+                              ram: GuestRAM, call: EventFD) throws(ToolError) -> (PhaseResult, ITSLink) {
         try workload.settle(milliseconds: 20)
         let target = workload.completions + count
         try workload.submitUnserviced(count: count, queueDepth: queueDepth)

@@ -1,4 +1,5 @@
 import Glibc
+import ToolSupport
 
 /// Interrupts through itsd: the back-end's call eventfd is bound to (DeviceID, EventID), itsd makes
 /// the LPI pending on the vCPU its collection targets and writes that vCPU's notify eventfd; the
@@ -12,7 +13,7 @@ final class LPIPath: InterruptPath {
     private(set) var acknowledged: [Int]
 
     /// Creates one notify eventfd per vCPU and hands each to itsd (SET_VCPU_NOTIFY).
-    init(link: ITSLink, vcpus: Int, intid: UInt32) throws(DemoError) {
+    init(link: ITSLink, vcpus: Int, intid: UInt32) throws(ToolError) {
         self.link = link
         self.intid = intid
         notifiers = try Self.notifiers(link: link, vcpus: vcpus)
@@ -20,12 +21,12 @@ final class LPIPath: InterruptPath {
     }
 
     /// Takes LPIs from another VM from now on (a migration's destination), with new notify eventfds.
-    func switchTo(_ link: ITSLink) throws(DemoError) {
+    func switchTo(_ link: ITSLink) throws(ToolError) {
         notifiers = try Self.notifiers(link: link, vcpus: notifiers.count)
         self.link = link
     }
 
-    private static func notifiers(link: ITSLink, vcpus: Int) throws(DemoError) -> [EventFD] {
+    private static func notifiers(link: ITSLink, vcpus: Int) throws(ToolError) -> [EventFD] {
         var notifiers: [EventFD] = []
         for vcpu in 0 ..< vcpus {
             let notifier = try EventFD()
@@ -39,13 +40,13 @@ final class LPIPath: InterruptPath {
 
     var totalAcknowledged: Int { acknowledged.reduce(0, +) }
 
-    func acknowledge(readable: [Int], handler: () throws(DemoError) -> Void) throws(DemoError) -> Int {
+    func acknowledge(readable: [Int], handler: () throws(ToolError) -> Void) throws(ToolError) -> Int {
         var taken = 0
         for vcpu in readable {
             _ = try notifiers[vcpu].drain()
             while let lpi = try link.acknowledge(vcpu: UInt16(vcpu)) {
                 guard lpi.intid.rawValue == intid else {
-                    throw DemoError("vCPU \(vcpu) acknowledged LPI \(lpi.intid), but only \(intid) is mapped")
+                    throw ToolError("vCPU \(vcpu) acknowledged LPI \(lpi.intid), but only \(intid) is mapped")
                 }
                 acknowledged[vcpu] += 1
                 taken += 1
@@ -61,10 +62,10 @@ final class OwnItsd {
     let socketPath: String
     private let process: ChildProcess
 
-    init(executable: String?, scratch: ScratchDirectory) throws(DemoError) {
+    init(executable: String?, scratch: ScratchDirectory) throws(ToolError) {
         socketPath = scratch.file("itsd.sock")
         let binary: String
-        if let executable { binary = executable } else { binary = try Self.besideThisProgram("itsd") }
+        if let executable { binary = executable } else { binary = try besideExecutable("itsd") }
         process = try ChildProcess([binary, "--socket", socketPath, "--lanes", "2", "--log-level", "warning"],
                                    logPath: scratch.file("itsd.log"))
         // The socket file appears at bind(), before listen(): wait for the line itsd prints once it listens.
@@ -74,18 +75,8 @@ final class OwnItsd {
     }
 
     /// SIGTERM; itsd must exit 0.
-    func stop() throws(DemoError) {
+    func stop() throws(ToolError) {
         let code = try process.terminate()
-        guard code == 0 else { throw DemoError("itsd exited with \(code) after SIGTERM; its log:\n\(process.log)") }
-    }
-
-    /// The path of `name` in this executable's directory.
-    static func besideThisProgram(_ name: String) throws(DemoError) -> String {
-        var path = [CChar](repeating: 0, count: 4096)
-        let length = readlink("/proc/self/exe", &path, path.count - 1)
-        guard length > 0 else { throw .system("readlink /proc/self/exe") }
-        let executable = String(decoding: path[0 ..< length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let directory = executable.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
-        return directory + "/" + name
+        guard code == 0 else { throw ToolError("itsd exited with \(code) after SIGTERM; its log:\n\(process.log)") }
     }
 }

@@ -1,4 +1,5 @@
 import CVhostDemo
+import ToolSupport
 
 /// The driver side of one split virtqueue in guest RAM (virtio 1.x, 2.7): the descriptor table, the
 /// available ring the driver writes and the used ring the device writes. Little-endian throughout,
@@ -75,19 +76,19 @@ final class SplitVirtqueue {
     var unseenUsedCount: Int { Int(usedIndex &- nextUsedIndex) }
 
     /// Takes every used element the device has added since the last call.
-    func takeUsed() throws(DemoError) -> [UsedElement] {
+    func takeUsed() throws(ToolError) -> [UsedElement] {
         let end = usedIndex
         vhost_demo_load_fence()
         let count = Int(end &- nextUsedIndex)
         guard count <= size else {
-            throw DemoError("used.idx \(end) is \(count) ahead of the driver's \(nextUsedIndex), beyond the ring of \(size)")
+            throw ToolError("used.idx \(end) is \(count) ahead of the driver's \(nextUsedIndex), beyond the ring of \(size)")
         }
         var elements: [UsedElement] = []
         elements.reserveCapacity(count)
         while nextUsedIndex != end {
             let entry = layout.used + 4 + 8 * (UInt64(nextUsedIndex) & UInt64(size - 1))
             let head = ram.load(UInt32.self, at: entry)
-            guard head < UInt32(size) else { throw DemoError("the device returned descriptor \(head), beyond \(size)") }
+            guard head < UInt32(size) else { throw ToolError("the device returned descriptor \(head), beyond \(size)") }
             elements.append(UsedElement(head: UInt16(head), length: ram.load(UInt32.self, at: entry + 4)))
             nextUsedIndex &+= 1
         }

@@ -1,5 +1,7 @@
 /// With --verbose, one line on standard error per step of the flow, with the milliseconds since the
 /// demo started: what a VMM does, in the order it does it.
+import ToolSupport
+
 struct StepLog {
     let enabled: Bool
     let start: UInt64

@@ -1,4 +1,5 @@
 import Glibc
+import ToolSupport
 
 /// qemu-storage-daemon exporting one block node as a vhost-user-blk device on a Unix socket: the
 /// real back-end the demo drives. Ready once its pid file exists (the daemon writes it after the
@@ -22,7 +23,7 @@ final class StorageDaemon {
     /// How many times the daemon was started.
     private(set) var starts = 0
 
-    init(executable: String, backend: Backend, scratch: ScratchDirectory) throws(DemoError) {
+    init(executable: String, backend: Backend, scratch: ScratchDirectory) throws(ToolError) {
         self.executable = executable
         self.backend = backend
         self.scratch = scratch
@@ -50,7 +51,7 @@ final class StorageDaemon {
     var pid: Int32 { process?.pid ?? 0 }
 
     /// Starts the daemon and waits (up to 10 s) for its pid file.
-    func start() throws(DemoError) {
+    func start() throws(ToolError) {
         precondition(process?.isRunning != true, "the daemon runs already")
         unlink(pidPath)
         let child = try ChildProcess(arguments, logPath: scratch.file("qemu-storage-daemon.log"))
@@ -60,11 +61,11 @@ final class StorageDaemon {
     }
 
     /// SIGTERM; the daemon removes its socket and pid file and must exit 0.
-    func stop() throws(DemoError) {
+    func stop() throws(ToolError) {
         guard let process else { return }
         self.process = nil
         let code = try process.terminate()
-        guard code == 0 else { throw DemoError("qemu-storage-daemon exited with \(code) after SIGTERM; its log:\n\(process.log)") }
+        guard code == 0 else { throw ToolError("qemu-storage-daemon exited with \(code) after SIGTERM; its log:\n\(process.log)") }
     }
 
     /// SIGKILL: the back-end vanishes mid-session, leaving its socket file behind.

@@ -1,36 +1,12 @@
 import CITSSupport
 import Glibc
-
-/// A failure of the demo, with the step that failed and why. The demo prints it and exits 1.
-struct DemoError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-
-    /// The failed system call `call` with the current errno.
-    static func system(_ call: String) -> DemoError {
-        DemoError("\(call): \(String(cString: strerror(its_errno())))")
-    }
-}
-
-/// Nanoseconds of CLOCK_MONOTONIC.
-func monotonicNanoseconds() -> UInt64 {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
-}
-
-/// Sleeps for `milliseconds`, resuming after signals.
-func sleepMilliseconds(_ milliseconds: Int) {
-    var pause = timespec(tv_sec: milliseconds / 1000, tv_nsec: (milliseconds % 1000) * 1_000_000)
-    var left = timespec()
-    while nanosleep(&pause, &left) != 0 && errno == EINTR { pause = left }
-}
+import ToolSupport
 
 /// A non-blocking eventfd the demo owns and closes.
 final class EventFD {
     let fd: Int32
 
-    init() throws(DemoError) {
+    init() throws(ToolError) {
         fd = its_eventfd(0, 1)
         guard fd >= 0 else { throw .system("eventfd") }
     }
@@ -38,13 +14,13 @@ final class EventFD {
     deinit { close(fd) }
 
     /// Adds 1 to the counter (a kick).
-    func signal() throws(DemoError) {
+    func signal() throws(ToolError) {
         var one: UInt64 = 1
         guard write(fd, &one, 8) == 8 else { throw .system("write eventfd") }
     }
 
     /// Reads and resets the counter; 0 when it was not signalled.
-    func drain() throws(DemoError) -> UInt64 {
+    func drain() throws(ToolError) -> UInt64 {
         var counter: UInt64 = 0
         let count = read(fd, &counter, 8)
         if count == 8 { return counter }
@@ -55,7 +31,7 @@ final class EventFD {
 
 /// Waits until some of `fds` are readable or `timeoutMilliseconds` pass; returns the readable ones'
 /// indexes in `fds` (empty on timeout).
-func pollReadable(_ fds: [Int32], timeoutMilliseconds: Int) throws(DemoError) -> [Int] {
+func pollReadable(_ fds: [Int32], timeoutMilliseconds: Int) throws(ToolError) -> [Int] {
     var entries = fds.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
     var ready: Int32
     repeat {
@@ -72,13 +48,13 @@ final class UnixStream {
     let path: String
 
     /// Connects to `path`; a peer silent for `timeoutSeconds` makes a receive fail.
-    init(path: String, timeoutSeconds: Int) throws(DemoError) {
+    init(path: String, timeoutSeconds: Int) throws(ToolError) {
         self.path = path
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let capacity = MemoryLayout.size(ofValue: address.sun_path)
         guard path.utf8.count < capacity else {
-            throw DemoError("socket path \(path) is longer than \(capacity - 1) bytes")
+            throw ToolError("socket path \(path) is longer than \(capacity - 1) bytes")
         }
         withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: path.utf8) }
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -91,7 +67,7 @@ final class UnixStream {
             }
         }
         guard connected == 0 else {
-            let error = DemoError.system("connect \(path)")
+            let error = ToolError.system("connect \(path)")
             close(fd)
             throw error
         }
@@ -100,7 +76,7 @@ final class UnixStream {
     deinit { close(fd) }
 
     /// Sends `bytes` in one sendmsg with `fds` attached.
-    func send(_ bytes: [UInt8], fds: [Int32] = []) throws(DemoError) {
+    func send(_ bytes: [UInt8], fds: [Int32] = []) throws(ToolError) {
         var bytes = bytes
         let sent = bytes.withUnsafeMutableBytes { buffer -> Int in
             var iov = iovec(iov_base: buffer.baseAddress, iov_len: buffer.count)
@@ -122,19 +98,19 @@ final class UnixStream {
             }
         }
         guard sent >= 0 else { throw .system("sendmsg to \(path)") }
-        guard sent == bytes.count else { throw DemoError("sendmsg to \(path) sent \(sent) of \(bytes.count) bytes") }
+        guard sent == bytes.count else { throw ToolError("sendmsg to \(path) sent \(sent) of \(bytes.count) bytes") }
     }
 
     /// Receives exactly `count` bytes.
-    func receive(exactly count: Int) throws(DemoError) -> [UInt8] {
+    func receive(exactly count: Int) throws(ToolError) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
         var done = 0
         while done < count {
             let received = bytes.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + done, count - done, 0) }
             if received < 0 && its_errno() == EINTR { continue }
-            if received < 0 && its_errno() == EAGAIN { throw DemoError("\(path): no answer within the timeout") }
+            if received < 0 && its_errno() == EAGAIN { throw ToolError("\(path): no answer within the timeout") }
             guard received >= 0 else { throw .system("recv from \(path)") }
-            guard received > 0 else { throw DemoError("\(path): the peer closed the connection") }
+            guard received > 0 else { throw ToolError("\(path): the peer closed the connection") }
             done += received
         }
         return bytes

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import ToolSupport
 
 /// its-vhost-demo: a VMM-side vhost-user front-end whose virtio-blk completions reach the guest as
 /// LPIs through itsd (docs/INTEGRATION.md). Exit codes: 0 when every request completed through an
@@ -88,7 +89,7 @@ struct VhostDemo: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         let log = StepLog(enabled: verbose)
         var report: DemoReport
-        do throws(DemoError) {
+        do throws(ToolError) {
             let scratch = try ScratchDirectory()
             let daemon = try StorageDaemon(executable: storageDaemon, backend: StorageDaemon.Backend(rawValue: backend)!,
                                            scratch: scratch)
@@ -114,7 +115,7 @@ struct VhostDemo: ParsableCommand {
     }
 
     /// The back-end alone: requests complete through the call eventfd, read by the demo.
-    private func runDirect(device: BlockDevice, log: StepLog) throws(DemoError) -> DemoReport {
+    private func runDirect(device: BlockDevice, log: StepLog) throws(ToolError) -> DemoReport {
         try device.connect()
         log("vhost-user set up; the demo reads the call eventfd itself")
         let workload = Workload(device: device, path: DirectCallPath(device: device), silenceMilliseconds: timeout * 1000)

@@ -6,6 +6,8 @@
 /// pattern; a read must return the pattern of the block's last completed write (or zeros), so the
 /// driver checks the data path end to end, not only that something completed. No two requests in
 /// flight touch the same block.
+import ToolSupport
+
 final class VirtioBlkDriver {
     enum Kind: String {
         case read
@@ -107,20 +109,20 @@ final class VirtioBlkDriver {
     /// Finishes the request a used element returns, after checking it: a head the driver made
     /// available, `used.len` equal to the bytes the device wrote (the status byte, plus the block for
     /// a read), status OK, and for a read the block's expected contents.
-    func complete(_ element: SplitVirtqueue.UsedElement) throws(DemoError) -> Request {
+    func complete(_ element: SplitVirtqueue.UsedElement) throws(ToolError) -> Request {
         let head = Int(element.head)
         guard head % 3 == 0, head / 3 < slots.count, let request = slots[head / 3] else {
-            throw DemoError("the device returned descriptor \(head), which heads no request in flight")
+            throw ToolError("the device returned descriptor \(head), which heads no request in flight")
         }
         let slot = head / 3
         let header = buffers + UInt64(slot) * Self.slotBytes
         let expectedLength = UInt32(request.kind == .read ? Self.blockBytes + 1 : 1)
         guard element.length == expectedLength else {
-            throw DemoError("\(request.kind) of block \(request.block): used.len \(element.length), expected \(expectedLength)")
+            throw ToolError("\(request.kind) of block \(request.block): used.len \(element.length), expected \(expectedLength)")
         }
         let status = ram.load(UInt8.self, at: header + UInt64(Self.headerBytes))
         guard status == Self.statusOK else {
-            throw DemoError("\(request.kind) of block \(request.block) finished with status \(status)")
+            throw ToolError("\(request.kind) of block \(request.block) finished with status \(status)")
         }
         if request.kind == .read {
             try checkPattern(request.pattern, at: header + 0x1000, block: request.block)
@@ -140,12 +142,12 @@ final class VirtioBlkDriver {
         }
     }
 
-    private func checkPattern(_ pattern: UInt64, at gpa: UInt64, block: Int) throws(DemoError) {
+    private func checkPattern(_ pattern: UInt64, at gpa: UInt64, block: Int) throws(ToolError) {
         for word in 0 ..< Self.blockBytes / 8 {
             let expected = pattern == 0 ? 0 : pattern &+ UInt64(word)
             let found = ram.load(UInt64.self, at: gpa + 8 * UInt64(word))
             guard found == expected else {
-                throw DemoError("read of block \(block): word \(word) is 0x\(String(found, radix: 16)), "
+                throw ToolError("read of block \(block): word \(word) is 0x\(String(found, radix: 16)), "
                     + "expected 0x\(String(expected, radix: 16))")
             }
         }

@@ -1,5 +1,7 @@
 /// How completions reach the guest: the descriptors to wait on, and how to take the interrupts that
 /// made them readable.
+import ToolSupport
+
 protocol InterruptPath: AnyObject {
     /// Descriptors that become readable when an interrupt may be pending.
     var pollFDs: [Int32] { get }
@@ -7,7 +9,7 @@ protocol InterruptPath: AnyObject {
     /// at a time, running `handler` after each is taken, as a guest runs its handler between
     /// acknowledging one interrupt and asking for the next. Returns how many were taken (0 for a
     /// wakeup that found none).
-    func acknowledge(readable: [Int], handler: () throws(DemoError) -> Void) throws(DemoError) -> Int
+    func acknowledge(readable: [Int], handler: () throws(ToolError) -> Void) throws(ToolError) -> Int
 }
 
 /// The back-end's call eventfd read directly: the interrupt path without itsd, which checks the
@@ -19,7 +21,7 @@ final class DirectCallPath: InterruptPath {
 
     var pollFDs: [Int32] { [device.call.fd] }
 
-    func acknowledge(readable: [Int], handler: () throws(DemoError) -> Void) throws(DemoError) -> Int {
+    func acknowledge(readable: [Int], handler: () throws(ToolError) -> Void) throws(ToolError) -> Int {
         guard try device.call.drain() > 0 else { return 0 }
         try handler()
         return 1
@@ -61,7 +63,7 @@ final class Workload {
     /// Returns whether every request completed.
     @discardableResult
     func run(count: Int, queueDepth: Int, measured: Bool = true,
-             midway: (() throws(DemoError) -> Void)? = nil) throws(DemoError) -> Bool {
+             midway: (() throws(ToolError) -> Void)? = nil) throws(ToolError) -> Bool {
         let target = completions + count
         var submitted = 0
         var midwayDone = midway == nil
@@ -83,16 +85,16 @@ final class Workload {
     /// Waits for one wakeup and takes its interrupts; after each one taken, drains the used ring.
     /// Returns false when nothing woke the guest within the timeout.
     @discardableResult
-    func service(timeoutMilliseconds: Int, measured: Bool = true) throws(DemoError) -> Bool {
+    func service(timeoutMilliseconds: Int, measured: Bool = true) throws(ToolError) -> Bool {
         let ready = try pollReadable(path.pollFDs, timeoutMilliseconds: timeoutMilliseconds)
         guard !ready.isEmpty else { return false }
-        _ = try path.acknowledge(readable: ready) { () throws(DemoError) in try drainUsedRing(measured: measured) }
+        _ = try path.acknowledge(readable: ready) { () throws(ToolError) in try drainUsedRing(measured: measured) }
         return true
     }
 
     /// The guest's interrupt handler: takes every used element and completes its request; the
     /// latency of each ends now, when the interrupt that returned it was taken.
-    private func drainUsedRing(measured: Bool) throws(DemoError) {
+    private func drainUsedRing(measured: Bool) throws(ToolError) {
         let now = monotonicNanoseconds()
         interrupts += 1
         let used = try device.ring.takeUsed()
@@ -107,7 +109,7 @@ final class Workload {
 
     /// Takes whatever interrupts arrive within `milliseconds` while nothing is submitted (the
     /// back-end's signal on a new call fd, late signals of drained completions).
-    func settle(milliseconds: Int) throws(DemoError) {
+    func settle(milliseconds: Int) throws(ToolError) {
         let deadline = monotonicNanoseconds() + UInt64(milliseconds) * 1_000_000
         while true {
             let now = monotonicNanoseconds()
@@ -118,14 +120,14 @@ final class Workload {
 
     /// Submits `count` requests and returns once the back-end has put all of them in the used ring,
     /// without taking any interrupt (the caller checks that none arrives). Fails after the timeout.
-    func submitUnserviced(count: Int, queueDepth: Int) throws(DemoError) {
+    func submitUnserviced(count: Int, queueDepth: Int) throws(ToolError) {
         precondition(count <= queueDepth, "unserviced requests must fit in flight at once")
         let added = try device.submit(upTo: queueDepth, budget: count, now: monotonicNanoseconds())
         requests += added
         let deadline = monotonicNanoseconds() + UInt64(silenceMilliseconds) * 1_000_000
         while device.ring.unseenUsedCount < added {
             guard monotonicNanoseconds() < deadline else {
-                throw DemoError("the back-end completed \(device.ring.unseenUsedCount) of \(added) requests "
+                throw ToolError("the back-end completed \(device.ring.unseenUsedCount) of \(added) requests "
                     + "within \(silenceMilliseconds) ms")
             }
             sleepMilliseconds(1)

@@ -1,5 +1,5 @@
-// epoll and a few process helpers for its-load that Swift's Glibc module does not expose on this
-// Linux (sys/epoll.h, posix_spawn with a plain argv). Thin wrappers with no logic of their own.
+// epoll for its-load, which Swift's Glibc module does not expose on this Linux (sys/epoll.h).
+// Thin wrappers with no logic of their own.
 #ifndef ITS_LOAD_H
 #define ITS_LOAD_H
 
@@ -12,9 +12,5 @@ int its_load_epoll_add(int epfd, int fd, uint64_t token);
 /// epoll_wait(epfd, ...): writes the tokens of up to `capacity` ready descriptors to `tokens` and
 /// returns their number, 0 on timeout, -1 on error (EINTR included).
 int its_load_epoll_wait(int epfd, uint64_t *tokens, int capacity, int timeout_ms);
-
-/// posix_spawn(path, argv) with the caller's environment; stdout and stderr go to `log_fd` when it
-/// is not negative. Returns the child's pid, or -1 with errno set.
-int its_load_spawn(const char *path, char *const argv[], int log_fd);
 
 #endif

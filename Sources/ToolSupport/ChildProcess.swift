@@ -1,16 +1,20 @@
+// A program a tool starts for itself (itsd, qemu-storage-daemon), waits for and stops.
 import Glibc
 
-/// A program the demo starts (qemu-storage-daemon, itsd) with its output in a log file. The demo
-/// stops it with SIGTERM, or kills it with SIGKILL to play a crash.
-final class ChildProcess {
-    let name: String
-    let logPath: String
-    private(set) var pid: pid_t = 0
+/// A child process with its standard output and error in a log file. The tool waits until it is
+/// ready, stops it with SIGTERM, or kills it with SIGKILL (to play a crash); the deinit kills and
+/// reaps one still running, so no child outlives its owner.
+/// - Context: one thread owns it (the reaping state is not shared).
+public final class ChildProcess {
+    /// The program as started (`arguments[0]`).
+    public let name: String
+    public let logPath: String
+    public private(set) var pid: pid_t = 0
     private var exitStatus: Int32?
 
     /// Starts `arguments[0]` (looked up in PATH when it has no slash) with standard output and
     /// error appended to `logPath`.
-    init(_ arguments: [String], logPath: String) throws(DemoError) {
+    public init(_ arguments: [String], logPath: String) throws(ToolError) {
         name = arguments[0]
         self.logPath = logPath
         var actions = posix_spawn_file_actions_t()
@@ -36,7 +40,7 @@ final class ChildProcess {
         var child: pid_t = 0
         let result = posix_spawnp(&child, name, &actions, &attributes, argv, environ)
         guard result == 0 else {
-            throw DemoError("cannot start \(name): \(String(cString: strerror(result)))")
+            throw ToolError("cannot start \(name): \(String(cString: strerror(result)))")
         }
         pid = child
     }
@@ -44,7 +48,7 @@ final class ChildProcess {
     deinit { kill() }
 
     /// Whether the process has not exited yet (reaping it if it has).
-    var isRunning: Bool {
+    public var isRunning: Bool {
         guard exitStatus == nil else { return false }
         var status: Int32 = 0
         if waitpid(pid, &status, WNOHANG) == pid {
@@ -55,7 +59,7 @@ final class ChildProcess {
     }
 
     /// The log so far, for error messages.
-    var log: String {
+    public var log: String {
         guard let file = fopen(logPath, "r") else { return "" }
         defer { fclose(file) }
         var text = ""
@@ -68,28 +72,30 @@ final class ChildProcess {
         return text
     }
 
-    /// Waits up to `timeoutMilliseconds` for `ready()`; fails when the process exits first.
-    func waitUntil(_ what: String, timeoutMilliseconds: Int, _ ready: () -> Bool) throws(DemoError) {
+    /// Waits up to `timeoutMilliseconds` for `ready()`, asking every 5 ms; fails when the process
+    /// exits first or the time runs out, with `what` and the log in the message.
+    public func waitUntil(_ what: String, timeoutMilliseconds: Int, _ ready: () -> Bool) throws(ToolError) {
         let deadline = monotonicNanoseconds() + UInt64(timeoutMilliseconds) * 1_000_000
         while !ready() {
-            guard isRunning else { throw DemoError("\(name) exited before \(what); its log:\n\(log)") }
+            guard isRunning else { throw ToolError("\(name) exited before \(what); its log:\n\(log)") }
             guard monotonicNanoseconds() < deadline else {
-                throw DemoError("\(name) did not reach \(what) within \(timeoutMilliseconds) ms; its log:\n\(log)")
+                throw ToolError("\(name) did not reach \(what) within \(timeoutMilliseconds) ms; its log:\n\(log)")
             }
             sleepMilliseconds(5)
         }
     }
 
-    /// SIGTERM, then waits up to 10 s; returns the exit code (128 + n for a signal n).
+    /// SIGTERM, then waits up to 10 s (SIGKILL after that, and an error); returns the exit code
+    /// (128 + n for a signal n).
     @discardableResult
-    func terminate() throws(DemoError) -> Int32 {
+    public func terminate() throws(ToolError) -> Int32 {
         if exitStatus == nil {
             Glibc.kill(pid, SIGTERM)
             let deadline = monotonicNanoseconds() + 10_000_000_000
             while isRunning {
                 guard monotonicNanoseconds() < deadline else {
                     kill()
-                    throw DemoError("\(name) did not exit within 10 s of SIGTERM")
+                    throw ToolError("\(name) did not exit within 10 s of SIGTERM")
                 }
                 sleepMilliseconds(5)
             }
@@ -98,7 +104,7 @@ final class ChildProcess {
     }
 
     /// SIGKILL and reap: the process dies without cleaning up, as in a crash.
-    func kill() {
+    public func kill() {
         guard pid > 0, exitStatus == nil else { return }
         Glibc.kill(pid, SIGKILL)
         var status: Int32 = 0
@@ -106,36 +112,9 @@ final class ChildProcess {
         exitStatus = status
     }
 
+    /// The shell's exit code of a wait status: the exit code, or 128 + n for a signal n.
     private static func code(_ status: Int32) -> Int32 {
         let signal = status & 0x7F
         return signal == 0 ? (status >> 8) & 0xFF : 128 + signal
     }
 }
-
-/// A private temporary directory for sockets, pid files, logs and the disk image, removed with its
-/// files when the demo ends.
-final class ScratchDirectory {
-    let path: String
-
-    init() throws(DemoError) {
-        var template = Array("/tmp/its-vhost-demo.XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw .system("mkdtemp") }
-        path = String(cString: made)
-    }
-
-    deinit {
-        if let directory = opendir(path) {
-            while let entry = readdir(directory) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-                if name != "." && name != ".." { unlink(path + "/" + name) }
-            }
-            closedir(directory)
-        }
-        rmdir(path)
-    }
-
-    func file(_ name: String) -> String { path + "/" + name }
-}
-
-/// Whether `path` exists.
-func fileExists(_ path: String) -> Bool { access(path, F_OK) == 0 }
