@@ -55,7 +55,7 @@ let package = Package(
         // The client library over ITSWire: blocking Unix-socket I/O with descriptor passing.
         .target(name: "ITSClient", dependencies: ["ITSWire", "CITSSupport"]),
         .executableTarget(name: "itsctl", dependencies: [
-            "ITSClient", "ITSWire", "ITSModel", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "ITSClient", "ITSWire", "ITSModel", "ToolSupport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "its-bench", dependencies: ["ITSModel", "ITSWire"]),
         // What its-load and its-vhost-demo share: their error, the clock, the child processes they

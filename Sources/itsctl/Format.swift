@@ -1,3 +1,5 @@
+import ToolSupport
+
 /// Number and text formatting shared by the subcommands.
 enum Format {
     /// A duration in nanoseconds as "850 ns", "12.3 µs", "4.56 ms" or "1.20 s".
@@ -97,22 +99,6 @@ struct JSONObject {
 
     static func array(_ elements: [String]) -> String { "[" + elements.joined(separator: ",") + "]" }
 
-    /// A JSON string literal.
-    static func quote(_ text: String) -> String {
-        var result = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            case "\n": result += "\\n"
-            case "\r": result += "\\r"
-            case "\t": result += "\\t"
-            case let c where c.value < 0x20:
-                let hex = String(c.value, radix: 16)
-                result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: result.unicodeScalars.append(scalar)
-            }
-        }
-        return result + "\""
-    }
+    /// A JSON string literal (ToolSupport's, shared with its-load and its-vhost-demo).
+    static func quote(_ text: String) -> String { JSONValue.quoted(text) }
 }
