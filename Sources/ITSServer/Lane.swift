@@ -98,8 +98,8 @@ extension LaneWork {
 /// - Context: the lane owning the vCPU.
 final class LaneRedistributor {
     var value: Redistributor
-    /// The WAIT_ACK waiting for an LPI of this vCPU, if any: the ticket it is answered through and
-    /// its priority mask.
+    /// The WAIT_ACK waiting for an LPI of this vCPU, if any: the ticket it is answered through, its
+    /// priority mask, and the vCPU (`value.vcpu` too, but reading it from here copies `value`).
     var waiter: (ticket: ReplyTicket, mask: Priority, vcpu: VCPUIndex)?
     /// A WAKE arrived while no WAIT_ACK waited: the next one that finds nothing returns at once.
     var wakeLatched = false

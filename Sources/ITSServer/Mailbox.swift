@@ -32,7 +32,9 @@ public final class Mailbox<Item: Sendable>: @unchecked Sendable {
     /// handler gets them ahead of the queue.
     private var local: [Item] = []
     private var spare: [Item] = []
+    /// Made by the first ``postLocally(moving:)``: only the loop's own mailbox is posted to locally.
     private var localWakeup: PhaseHandle?
+    private let loop: EventLoop
 
     /// A mailbox on `loop` whose batches go to `handler`, taken and handled holding `ownership`
     /// when there is one.
@@ -41,11 +43,8 @@ public final class Mailbox<Item: Sendable>: @unchecked Sendable {
         wakeLock = .allocate(capacity: 1)
         pthread_mutex_init(wakeLock, nil)
         self.handler = handler
+        self.loop = loop
         wakeup = AsyncWakeup(loop: loop) { [unowned self] in self.drain() }
-        localWakeup = PhaseHandle(loop: loop, phase: .idle) { [unowned self] in
-            self.localWakeup?.stop()
-            self.drain()
-        }
     }
 
     deinit {
@@ -84,6 +83,13 @@ public final class Mailbox<Item: Sendable>: @unchecked Sendable {
         }
         local.append(contentsOf: items)
         items.removeAll(keepingCapacity: true)
+        guard !closed else { return }
+        if localWakeup == nil {
+            localWakeup = PhaseHandle(loop: loop, phase: .idle) { [unowned self] in
+                self.localWakeup?.stop()
+                self.drain()
+            }
+        }
         localWakeup?.start()
     }
 

@@ -214,21 +214,21 @@ extension Server {
             session.subscriptions[vm.key] = events.isEmpty ? nil : events
             done(.done(.subscribe))
         case let .hppi(id, vcpu):
-            if !session.notifyOutstanding.isEmpty { session.notifyOutstanding.remove(Session.VCPUSlot(vm: VMKey(id.rawValue), vcpu: vcpu.rawValue)) }
+            session.vcpuAsked(VMKey(id.rawValue), vcpu.rawValue)
             guard let vm = attachedVM(id, session, fail) else { return }
             guard vcpu.rawValue < vm.config.vcpuCount else { return fail(.noSuchVCPU, detail: UInt32(vcpu.rawValue)) }
             laneRequest(vm, vcpu, .highestPriorityPending(priorityMask: .lowest), session: session, frame: frame) { reply in
                 .hppiReply(Self.wireLPI(reply))
             }
         case let .ack(id, vcpu, mask):
-            if !session.notifyOutstanding.isEmpty { session.notifyOutstanding.remove(Session.VCPUSlot(vm: VMKey(id.rawValue), vcpu: vcpu.rawValue)) }
+            session.vcpuAsked(VMKey(id.rawValue), vcpu.rawValue)
             guard let vm = attachedVM(id, session, fail) else { return }
             guard vcpu.rawValue < vm.config.vcpuCount else { return fail(.noSuchVCPU, detail: UInt32(vcpu.rawValue)) }
             laneRequest(vm, vcpu, .acknowledge(priorityMask: Priority(mask)), session: session, frame: frame) { reply in
                 .ackReply(Self.wireLPI(reply))
             }
         case let .waitAck(id, vcpu, mask, timeout):
-            if !session.notifyOutstanding.isEmpty { session.notifyOutstanding.remove(Session.VCPUSlot(vm: VMKey(id.rawValue), vcpu: vcpu.rawValue)) }
+            session.vcpuAsked(VMKey(id.rawValue), vcpu.rawValue)
             guard let vm = attachedVM(id, session, fail) else { return }
             guard vcpu.rawValue < vm.config.vcpuCount else { return fail(.noSuchVCPU, detail: UInt32(vcpu.rawValue)) }
             waitAcknowledge(vm, vcpu, mask: mask, timeoutMicroseconds: timeout, session: session, frame: frame)
@@ -237,7 +237,7 @@ extension Server {
             guard vcpu.rawValue < vm.config.vcpuCount else { return fail(.noSuchVCPU, detail: UInt32(vcpu.rawValue)) }
             wake(vm, vcpu, session: session, frame: frame)
         case let .pending(id, vcpu, cursor, maxEntries):
-            if !session.notifyOutstanding.isEmpty { session.notifyOutstanding.remove(Session.VCPUSlot(vm: VMKey(id.rawValue), vcpu: vcpu.rawValue)) }
+            session.vcpuAsked(VMKey(id.rawValue), vcpu.rawValue)
             guard let vm = attachedVM(id, session, fail) else { return }
             guard vcpu.rawValue < vm.config.vcpuCount else { return fail(.noSuchVCPU, detail: UInt32(vcpu.rawValue)) }
             let from = INTID(max(cursor, 8192))

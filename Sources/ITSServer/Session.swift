@@ -23,6 +23,14 @@ final class Session {
         var vcpu: UInt16
     }
 
+    /// The client sent HPPI, ACK, WAIT_ACK or PENDING for `vcpu` of `vm`: an EVENT_VCPU_NOTIFY may
+    /// go out for it again (Protocol/PROTOCOL.md, 5). Most sessions subscribe to none, so the set
+    /// is usually empty and nothing is hashed.
+    func vcpuAsked(_ vm: VMKey, _ vcpu: UInt16) {
+        guard !notifyOutstanding.isEmpty else { return }
+        notifyOutstanding.remove(VCPUSlot(vm: vm, vcpu: vcpu))
+    }
+
     /// Sends an event frame with the next sequence number.
     func sendEvent(_ message: Message) {
         eventSequence &+= 1
