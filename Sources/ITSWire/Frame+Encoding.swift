@@ -98,7 +98,7 @@ extension Message {
             Self.write(key, &w)
             w.zeros(4)
         case .setVCPUNotify(let vm, let vcpu), .clearVCPUNotify(let vm, let vcpu), .hppi(let vm, let vcpu),
-             .wake(let vm, let vcpu), .vcpuNotify(let vm, let vcpu):
+             .wake(let vm, let vcpu), .clearAckSlot(let vm, let vcpu), .vcpuNotify(let vm, let vcpu):
             w.u32(vm.rawValue)
             w.u16(vcpu.rawValue)
             w.zeros(2)
@@ -117,6 +117,11 @@ extension Message {
             w.zeros(1)
             w.u32(timeout)
             w.zeros(4)
+        case .setAckSlot(let vm, let vcpu, let offset):
+            w.u32(vm.rawValue)
+            w.u16(vcpu.rawValue)
+            w.zeros(2)
+            w.u64(offset)
         case .pending(let vm, let vcpu, let cursor, let maxEntries):
             w.u32(vm.rawValue)
             w.u16(vcpu.rawValue)

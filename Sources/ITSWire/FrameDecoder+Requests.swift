@@ -76,7 +76,7 @@ extension FrameDecoder {
             case .mask: return .mask(key)
             default: return .unmask(key)
             }
-        case .setVCPUNotify, .clearVCPUNotify, .hppi, .wake:
+        case .setVCPUNotify, .clearVCPUNotify, .hppi, .wake, .clearAckSlot:
             let vm = VMID(try r.u32())
             let vcpu = Wire.VCPU(try r.u16())
             try r.zeros(2)
@@ -84,6 +84,7 @@ extension FrameDecoder {
             case .setVCPUNotify: return .setVCPUNotify(vm, vcpu)
             case .clearVCPUNotify: return .clearVCPUNotify(vm, vcpu)
             case .wake: return .wake(vm, vcpu)
+            case .clearAckSlot: return .clearAckSlot(vm, vcpu)
             default: return .hppi(vm, vcpu)
             }
         case .subscribe:
@@ -105,6 +106,13 @@ extension FrameDecoder {
             let timeout = try r.u32()
             try r.zeros(4)
             return .waitAck(vm, vcpu, priorityMask: priorityMask, timeoutMicroseconds: timeout)
+        case .setAckSlot:
+            let vm = VMID(try r.u32())
+            let vcpu = Wire.VCPU(try r.u16())
+            try r.zeros(2)
+            let offset = try r.u64()
+            guard offset % 8 == 0 else { throw WireError(.badValue, detail: UInt32(truncatingIfNeeded: offset)) }
+            return .setAckSlot(vm, vcpu, offset: offset)
         case .pending:
             let vm = VMID(try r.u32())
             let vcpu = Wire.VCPU(try r.u16())

@@ -7,7 +7,7 @@ public enum Wire {
     /// The major version this library speaks. A different major is a different protocol.
     public static let majorVersion: UInt16 = 1
     /// The highest minor version this library speaks. Minor versions only add.
-    public static let minorVersion: UInt16 = 1
+    public static let minorVersion: UInt16 = 2
     /// Size of the fixed frame header in bytes.
     public static let headerLength = 16
 

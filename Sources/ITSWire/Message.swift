@@ -1,4 +1,4 @@
-/// Every message of version 1.1, decoded once at the edge (Protocol/PROTOCOL.md, "Messages").
+/// Every message of version 1.2, decoded once at the edge (Protocol/PROTOCOL.md, "Messages").
 /// A case is a request, a reply or an event; `Frame` adds the header fields the message does not fix.
 public enum Message: Hashable, Sendable {
     /// The longest AUTHENTICATE secret.
@@ -36,6 +36,11 @@ public enum Message: Hashable, Sendable {
     case waitAck(VMID, Wire.VCPU, priorityMask: UInt8, timeoutMicroseconds: UInt32)
     /// Ends the vCPU's waiting WAIT_ACK, or sets its wake latch. Added in 1.1 (PROTOCOL.md, section 6.16a).
     case wake(VMID, Wire.VCPU)
+    /// Gives the vCPU the acknowledge slot at byte `offset` of the memfd the request carries. Added
+    /// in 1.2 (PROTOCOL.md, section 6.16b).
+    case setAckSlot(VMID, Wire.VCPU, offset: UInt64)
+    /// Takes the vCPU's acknowledge slot away. Added in 1.2 (PROTOCOL.md, section 6.16b).
+    case clearAckSlot(VMID, Wire.VCPU)
     case stats(VMID, includeSchema: Bool)
     case dump(VMID, DumpSection, cursor: UInt64, maxEntries: UInt32)
     case snapshotVM(VMID, offset: UInt64, maxBytes: UInt32)
@@ -303,6 +308,8 @@ extension Message {
         case .pending, .pendingReply: .pending
         case .waitAck, .waitAckReply: .waitAck
         case .wake: .wake
+        case .setAckSlot: .setAckSlot
+        case .clearAckSlot: .clearAckSlot
         case .stats, .statsReply: .stats
         case .dump, .dumpReply: .dump
         case .snapshotVM, .snapshotReply: .snapshotVM

@@ -33,6 +33,10 @@ public struct Opcode: RawRepresentable, Hashable, Sendable, BitwiseCopyable, Cus
     public static let waitAck = Opcode(0x0073)
     /// Ends a vCPU's WAIT_ACK, or latches the kick for its next one (PROTOCOL.md, section 6.16a; added in 1.1).
     public static let wake = Opcode(0x0074)
+    /// Gives a vCPU an acknowledge slot in shared memory (PROTOCOL.md, section 6.16b; added in 1.2).
+    public static let setAckSlot = Opcode(0x0075)
+    /// Takes a vCPU's acknowledge slot away (PROTOCOL.md, section 6.16b; added in 1.2).
+    public static let clearAckSlot = Opcode(0x0076)
     public static let stats = Opcode(0x0080)
     public static let dump = Opcode(0x0081)
     public static let snapshotVM = Opcode(0x0090)
@@ -64,7 +68,7 @@ public struct Opcode: RawRepresentable, Hashable, Sendable, BitwiseCopyable, Cus
                replyIsEmpty: emptyReply)
     }
 
-    /// The traits of this opcode, or nil when version 1.1 does not define it.
+    /// The traits of this opcode, or nil when version 1.2 does not define it.
     public var traits: Traits? {
         switch rawValue {
         case 0x0001: return Self.makeTraits("HELLO")
@@ -92,6 +96,8 @@ public struct Opcode: RawRepresentable, Hashable, Sendable, BitwiseCopyable, Cus
         case 0x0072: return Self.makeTraits("PENDING")
         case 0x0073: return Self.makeTraits("WAIT_ACK")
         case 0x0074: return Self.makeTraits("WAKE", emptyReply: true)
+        case 0x0075: return Self.makeTraits("SET_ACK_SLOT", fds: 1, emptyReply: true)
+        case 0x0076: return Self.makeTraits("CLEAR_ACK_SLOT", emptyReply: true)
         case 0x0080: return Self.makeTraits("STATS")
         case 0x0081: return Self.makeTraits("DUMP")
         case 0x0090: return Self.makeTraits("SNAPSHOT_VM", needs: .snapshot)
@@ -102,11 +108,12 @@ public struct Opcode: RawRepresentable, Hashable, Sendable, BitwiseCopyable, Cus
         }
     }
 
-    /// Every opcode version 1.1 defines.
+    /// Every opcode version 1.2 defines.
     public static let all: [Opcode] = [
         .hello, .ping, .authenticate, .createVM, .attachVM, .destroyVM, .listVMs, .addMemRegion, .removeMemRegion,
         .mmioRead, .mmioWrite, .inject, .injectBatch, .bindIRQFD, .unbindIRQFD, .mask, .unmask,
         .setVCPUNotify, .clearVCPUNotify, .subscribe, .hppi, .ack, .pending, .waitAck, .wake,
+        .setAckSlot, .clearAckSlot,
         .stats, .dump,
         .snapshotVM, .restoreVM, .eventVCPUNotify, .eventVMGone,
     ]

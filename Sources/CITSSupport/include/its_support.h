@@ -3,7 +3,8 @@
 //
 // The header uses only fixed-width types and `void *` for `struct msghdr *`, so that it includes no
 // system header under different feature macros than Swift's Glibc module; its_support.c includes
-// them with _GNU_SOURCE. Every function is a thin wrapper with no logic of its own.
+// them with _GNU_SOURCE. Every function is a thin wrapper with no logic of its own; the two
+// atomics are inline so that the hot paths calling them make no call.
 #ifndef ITS_SUPPORT_H
 #define ITS_SUPPORT_H
 
@@ -45,5 +46,16 @@ int its_accept4(int fd);
 
 /// SO_PEERCRED of a connected Unix socket.
 int its_peer_credentials(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid);
+
+/// Atomic load (acquire) of a 64-bit word another process shares, such as an acknowledge slot.
+static inline uint64_t its_atomic_load_u64(const uint64_t *word) {
+    return __atomic_load_n(word, __ATOMIC_ACQUIRE);
+}
+
+/// Atomic compare-and-swap (acquire-release) of a shared 64-bit word: returns 1 when `*word` held
+/// `*expected` and now holds `desired`; otherwise returns 0 and leaves the value found in `*expected`.
+static inline int its_atomic_cas_u64(uint64_t *word, uint64_t *expected, uint64_t desired) {
+    return __atomic_compare_exchange_n(word, expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
 
 #endif
