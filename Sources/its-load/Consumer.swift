@@ -2,9 +2,12 @@
 // notify eventfds of its vCPUs (epoll) and acknowledges each woken vCPU with ACK until the server
 // answers 1023, so that no LPI is left pending (PROTOCOL.md 5 and 6.14); ACKs are pipelined in growing
 // windows. With `--acknowledge wait` it has one vCPU and blocks in WAIT_ACK, as a vCPU thread idle in
-// WFI would, and the server answers it with the next LPI. Frames are encoded once, and the loops
+// WFI would, and the server answers it with the next LPI. With `--acknowledge slot` it waits on the
+// notify eventfds as with notify, but each vCPU has an armed acknowledge slot (SET_ACK_SLOT), so a
+// wakeup finds its LPI there, already acknowledged, and ACKs only when the slot says `more`. Frames are encoded once, and the loops
 // allocate nothing.
 import CITSLoad
+import CITSSupport
 import Glibc
 import Histogram
 import ITSWire
@@ -16,6 +19,9 @@ enum AcknowledgeStyle: String, CaseIterable, Sendable {
     case notify
     /// Block in WAIT_ACK, one vCPU per consumer.
     case wait
+    /// Wait on the notify eventfds, take the LPI from the vCPU's acknowledge slot; ACK until 1023
+    /// only when the slot had `more` set.
+    case slot
 }
 
 /// Owned by its thread while the run goes on; the main thread reads the results after joining it.
@@ -26,6 +32,8 @@ final class Consumer: @unchecked Sendable {
     let connection: WireConnection
     let vcpus: [Int]
     let notifyFDs: [Int32]
+    /// The acknowledge slot word of each vCPU (slot style), else empty.
+    let slotWords: [UnsafeMutablePointer<UInt64>]
     let tracker: LPITracker
     let control: RunControl
     /// Per LPI, the eventfd of the injector waiting for its acknowledge (irqfd mode), else empty.
@@ -46,11 +54,13 @@ final class Consumer: @unchecked Sendable {
     var wakeups = 0
     var error: ToolError?
 
-    init(connection: WireConnection, vm: VMID, vcpus: [Int], notifyFDs: [Int32], tracker: LPITracker,
+    init(connection: WireConnection, vm: VMID, vcpus: [Int], notifyFDs: [Int32], slotWords: [UnsafeMutablePointer<UInt64>],
+         tracker: LPITracker,
          control: RunControl, doneFDs: [Int32], style: AcknowledgeStyle) throws {
         self.connection = connection
         self.vcpus = vcpus
         self.notifyFDs = notifyFDs
+        self.slotWords = slotWords
         self.tracker = tracker
         self.control = control
         self.doneFDs = doneFDs
@@ -93,11 +103,20 @@ final class Consumer: @unchecked Sendable {
                 for index in 0 ..< Int(ready) {
                     let slot = Int(tokens[index])
                     _ = readEventFD(notifyFDs[slot])
-                    try drain(slot, wake: wake)
+                    if slotWords.isEmpty {
+                        try drain(slot, wake: wake)
+                    } else {
+                        try take(slot, wake: wake)
+                    }
                 }
             }
             // Everything injected has reached the lanes: take whatever is still pending.
-            for slot in 0 ..< vcpus.count { try drain(slot, wake: 0) }
+            // An armed slot would take an LPI as a last ACK is served, after the consumer stopped
+            // looking: the slots are disarmed (IDLE) first.
+            for slot in 0 ..< vcpus.count {
+                if !slotWords.isEmpty { try take(slot, wake: 0, rearm: false) }
+                try drain(slot, wake: 0)
+            }
         } catch {
             self.error = error as? ToolError ?? ToolError("\(error)")
             control.failed.store(true, ordering: .relaxed)
@@ -146,10 +165,27 @@ final class Consumer: @unchecked Sendable {
         if !doneFDs.isEmpty, doneFDs[index] >= 0 { signalEventFD(doneFDs[index]) }
     }
 
+    /// Slot style: takes the LPI the server delivered into vCPU `slot`'s acknowledge slot and arms
+    /// it again (or, without `rearm`, leaves it IDLE), in one compare-and-swap; when the word had
+    /// `more`, ACKs until 1023 (PROTOCOL.md 6.16b).
+    private func take(_ slot: Int, wake: UInt64, rearm: Bool = true) throws {
+        let word = slotWords[slot]
+        let next = rearm ? AckSlotWord.armed(priorityMask: 0xFF) : .idle
+        var found = its_atomic_load_u64(word)
+        while found != next.rawValue {
+            var expected = found
+            if its_atomic_cas_u64(word, &expected, next.rawValue) != 0 { break }
+            found = expected
+        }
+        let taken = AckSlotWord(rawValue: found)
+        if taken.state == .delivered { try took(Int(taken.intid), at: monotonicNanoseconds(), wake: wake, first: true) }
+        if taken.more { try drain(slot, wake: wake, first: taken.state != .delivered) }
+    }
+
     /// ACKs vCPU `slot` until a window of replies ends with 1023.
-    private func drain(_ slot: Int, wake: UInt64) throws {
+    private func drain(_ slot: Int, wake: UInt64, first isFirst: Bool = true) throws {
         var window = 1
-        var first = true
+        var first = isFirst
         while true {
             let offset = slot * Self.maxWindow * ackFrameLength
             // SAFETY: the window's frames lie inside this vCPU's run of `maxWindow` frames.

@@ -83,6 +83,9 @@ final class GuestVM {
     private(set) var token = VMToken(high: 0, low: 0)
     /// Non-blocking eventfds given to SET_VCPU_NOTIFY, one per vCPU.
     private(set) var notifyFDs: [Int32] = []
+    /// The vCPUs' acknowledge slots (SET_ACK_SLOT), one cache line apart in one sealed memfd, when
+    /// the consumers take LPIs from them; else nil.
+    private(set) var slots: AcknowledgeSlots?
 
     init(_ workload: Workload) throws {
         self.workload = workload
@@ -102,8 +105,9 @@ final class GuestVM {
         for fd in notifyFDs { close(fd) }
     }
 
-    /// Creates the VM on `connection`, shares the RAM, gives each vCPU a notify eventfd.
-    func create(on connection: WireConnection) throws {
+    /// Creates the VM on `connection`, shares the RAM, gives each vCPU a notify eventfd and, with
+    /// `ackSlots`, an armed acknowledge slot.
+    func create(on connection: WireConnection, ackSlots: Bool) throws {
         let config = VMConfig(vcpuCount: UInt16(workload.vcpus), deviceIDBits: 16, eventIDBits: 16,
                               intidBits: UInt8(workload.intidBits))
         guard case .createVMReply(let id, let token) = try connection.call(.createVM(config)) else {
@@ -117,6 +121,14 @@ final class GuestVM {
             let fd = try makeEventFD(nonblocking: true)
             notifyFDs.append(fd)
             _ = try connection.call(.setVCPUNotify(id, Wire.VCPU(rawValue: UInt16(vcpu))), fd: fd)
+        }
+        guard ackSlots else { return }
+        let slots = try AcknowledgeSlots(count: workload.vcpus)
+        self.slots = slots
+        for vcpu in 0 ..< workload.vcpus {
+            slots.word(vcpu).pointee = AckSlotWord.armed(priorityMask: 0xFF).rawValue
+            _ = try connection.call(.setAckSlot(id, Wire.VCPU(rawValue: UInt16(vcpu)), offset: UInt64(vcpu * AcknowledgeSlots.stride)),
+                                    fd: slots.memfd)
         }
     }
 
@@ -230,5 +242,37 @@ final class GuestVM {
             try guest.awaitLanes(on: connection)
             unpublished = 0
         }
+    }
+}
+
+/// The acknowledge slots of a VM's vCPUs: one sealed memfd, a slot per cache line.
+final class AcknowledgeSlots {
+    static let stride = 64
+    let memfd: Int32
+    private let memory: UnsafeMutableRawPointer
+    private let length: Int
+
+    init(count: Int) throws {
+        length = max(4096, (count * Self.stride + 4095) & ~4095)
+        memfd = its_memfd_create("its-load-ack-slots", 1)
+        guard memfd >= 0 else { throw ToolError.system("memfd_create") }
+        guard ftruncate(memfd, off_t(length)) == 0 else { throw ToolError.system("ftruncate") }
+        guard its_add_seals(memfd, its_seal_shrink() | its_seal_grow()) == 0 else { throw ToolError.system("F_ADD_SEALS") }
+        guard let mapped = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0), mapped != MAP_FAILED else {
+            throw ToolError.system("mmap")
+        }
+        memory = mapped
+    }
+
+    deinit {
+        munmap(memory, length)
+        close(memfd)
+    }
+
+    /// The slot word of `vcpu`, shared with the server: touch it only with the CITSSupport atomics
+    /// once SET_ACK_SLOT has been sent.
+    func word(_ vcpu: Int) -> UnsafeMutablePointer<UInt64> {
+        // SAFETY: vcpu < count, so vcpu * stride + 8 <= length, and the offset is 8-byte aligned.
+        (memory + vcpu * Self.stride).assumingMemoryBound(to: UInt64.self)
     }
 }

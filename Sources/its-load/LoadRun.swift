@@ -57,7 +57,7 @@ enum LoadRun {
         guard let serverPID = setup.peerPID else { throw ToolError("SO_PEERCRED gave no server pid") }
         result.rssAnonBeforeVM = ProcessStats.statusBytes(serverPID, "RssAnon")
         let guest = try GuestVM(workload)
-        try guest.create(on: setup)
+        try guest.create(on: setup, ackSlots: options.acknowledge == .slot)
         let setupStart = monotonicNanoseconds()
         result.setupCommands = try guest.program(on: setup)
         try guest.awaitLanes(on: setup)
@@ -112,7 +112,8 @@ enum LoadRun {
             try guest.attach(connection)
             let vcpus = Array(stride(from: index, to: workload.vcpus, by: consumerCount))
             consumers.append(try Consumer(connection: connection, vm: guest.vm, vcpus: vcpus,
-                                          notifyFDs: vcpus.map { guest.notifyFDs[$0] }, tracker: tracker,
+                                          notifyFDs: vcpus.map { guest.notifyFDs[$0] }, slotWords: vcpus.compactMap { guest.slots?.word($0) },
+                                          tracker: tracker,
                                           control: control, doneFDs: doneFDs, style: options.acknowledge))
         }
 

@@ -151,6 +151,25 @@ final class SharedSlot: @unchecked Sendable {
             log.taken.append(vm.drain(1))
             log.gaugeBeforeClear = Self.serverStat(vm, "ack_slots")
 
+            // `more` without an edge: with a masked LPI pending, the vCPU always has something
+            // deliverable, so only the slot's own eventfd write tells the VMM of the next LPI.
+            vm.write8(0x13, at: 0x10_0000 + 3)   // 8195: priority 0x10
+            let inv = ITSCommand.inv(DeviceID(7), EventID(3)).encoded
+            for (word, value) in [inv.0, inv.1, inv.2, inv.3].enumerated() { vm.write64(value, at: 0x40_0000 + 6 * 32 + UInt64(word * 8)) }
+            _ = vm.mmioWrite(.its, ITS.Offset.cwriter, 7 * 32)
+            slot.store(.armed(priorityMask: 0x20))
+            log.statuses.append(Self.inject(vm, 0))   // 8192, priority 0xA0: masked, stays pending
+            log.signals.append(Self.signalled(notify))
+            log.statuses.append(Self.inject(vm, 3))   // 8195 goes into the slot
+            log.signals.append(Self.signalled(notify))
+            log.words.append(slot.value)
+            log.statuses.append(Self.inject(vm, 3))   // 8195 again: `more`, and no edge
+            log.signals.append(Self.signalled(notify))
+            log.words.append(slot.value)
+            let (again, moreAgain) = slot.take()
+            log.taken.append([again ?? 0] + (moreAgain ? vm.drain(1) : []))
+            log.taken.append([slot.take().intid ?? 0])
+
             // CLEAR: an armed word is no longer served.
             log.statuses.append(vm.call(.clearAckSlot(vm.vm, Self.vcpu))?.status)
             slot.store(.armed(priorityMask: 0xFF))
@@ -162,22 +181,130 @@ final class SharedSlot: @unchecked Sendable {
             log.invalid = Self.serverStat(vm, "ack_slot_invalid_total")
             log.acknowledged = Self.serverStat(vm, "vcpu_1_lpis_acknowledged_total", of: vm.vm)
         }
-        #expect(log.statuses.allSatisfy { $0 == .ok } && log.statuses.count == 10, "\(log.statuses)")
+        #expect(log.statuses.allSatisfy { $0 == .ok } && log.statuses.count == 13, "\(log.statuses)")
         #expect(log.refusals == ["BAD_FD 2", "BAD_FD 3", "NO_SUCH_VCPU 5", "BAD_VALUE 4"], "\(log.refusals)")
         let delivered8193 = AckSlotWord.delivered(intid: 8193, priority: 0xA0)
         #expect(log.words == [
             .idle, AckSlotWord.idle.withMore, .armed(priorityMask: 0xFF), delivered8193, delivered8193.withMore,
             .delivered(intid: 8195, priority: 0xA0), .armed(priorityMask: 0xA0), AckSlotWord(rawValue: 3 << 56),
+            .delivered(intid: 8195, priority: 0x10), AckSlotWord.delivered(intid: 8195, priority: 0x10).withMore,
             .armed(priorityMask: 0xFF),
         ], "\(log.words)")
-        #expect(log.signals == [true, true, true])
-        #expect(log.taken == [[8194], [8193, 8192], [8195], [8194], [8192], [8193]], "\(log.taken)")
+        #expect(log.signals == [true, true, true, true, true, true])
+        #expect(log.taken == [[8194], [8193, 8192], [8195], [8194], [8192], [8195, 8195], [8192], [8193]], "\(log.taken)")
         #expect(log.hppiAfterDelivery == 1023, "an LPI in the slot is acknowledged, not pending")
         #expect(log.gaugeBeforeClear == 1 && log.gaugeAfterClear == 0)
-        #expect(log.deliveries == 2)
+        #expect(log.deliveries == 4)
         #expect((log.invalid ?? 0) >= 1)
-        #expect(log.acknowledged == 7, "slot deliveries count as acknowledges: \(String(describing: log.acknowledged))")
+        #expect(log.acknowledged == 10, "slot deliveries count as acknowledges: \(String(describing: log.acknowledged))")
     }
+}
+
+extension AckSlotServerTests {
+    /// A second connection to `vm`'s VM, attached as an operator.
+    private static func secondConnection(_ path: String, _ vm: ClientVM) -> ClientVM? {
+        guard let client = TestClient(path: path) else { return nil }
+        let other = ClientVM(client: client)
+        _ = other.call(.hello(Hello(capabilities: .defined, limits: .defaults)))
+        guard other.call(.attachVM(vm.vm, token: .operatorAttachToken))?.status == .ok else { return nil }
+        other.vm = vm.vm
+        return other
+    }
+
+    /// A consumer that waits on the notify eventfd and takes LPIs from its armed slot (ACK only
+    /// on `more`), while two connections inject into the vCPU, one with NO_REPLY bursts and one
+    /// with replies, so that the lane serves the slot on the loop and on its own thread by turns.
+    /// Once the injectors are done and the eventfd has stayed quiet, the consumer disarms the slot
+    /// and drains: nothing is left pending, and every LPI was taken. Run under ThreadSanitizer by
+    /// `make test-race`.
+    @Test func aSlotConsumerMissesNothingWhileInjectorsRace() throws {
+        let log = AckSlotStressLog()
+        _ = try runServer("ack-slot-stress") { path in
+            guard let vm = ClientVM.hello(path), vm.createProgrammedVM(), let consumer = Self.secondConnection(path, vm),
+                  let bursts = Self.secondConnection(path, vm), let replies = Self.secondConnection(path, vm),
+                  let slot = SharedSlot()
+            else { return }
+            let notify = its_eventfd(0, 1)
+            defer { close(notify) }
+            slot.store(.armed(priorityMask: 0xFF))
+            guard vm.call(.setVCPUNotify(vm.vm, Self.vcpu), fds: [notify])?.status == .ok,
+                  Self.setSlot(vm, slot)?.status == .ok
+            else { return }
+            let injecting = Atomic<Int>(2)
+            let taker = startThread {
+                func record(_ intids: [UInt32]) {
+                    for intid in intids { log.taken[Int(intid) - 8192] += 1 }
+                }
+                var quiet = false
+                while !quiet {
+                    let done = injecting.load(ordering: .acquiring) == 0
+                    var poller = pollfd(fd: notify, events: Int16(POLLIN), revents: 0)
+                    guard poll(&poller, 1, 50) == 1 else {
+                        quiet = done
+                        continue
+                    }
+                    _ = Self.signalled(notify)
+                    let (intid, more) = slot.take()
+                    if let intid {
+                        record([intid])
+                        log.fromSlot += 1
+                    }
+                    if more { record(consumer.drain(1)) }
+                }
+                // Disarm and take what the slot holds. A quiet eventfd means nothing was left
+                // pending: ACK finds nothing.
+                var current = slot.value
+                while case (false, let found) = slot.exchange(current, .idle) { current = found }
+                if current.state == .delivered { record([current.intid]) }
+                log.pendingWhenQuiet = consumer.drain(1)
+            }
+            let burster = startThread {
+                var rng = SplitMix64(seed: 0x5_107)
+                var sent = 0
+                while sent < 3000 {
+                    let count = Int.random(in: 1 ... 8, using: &rng)
+                    var bytes: [UInt8] = []
+                    for index in 0 ..< count {
+                        let event = Wire.EventID(rawValue: UInt32((sent + index) % 4))
+                        bytes += Frame(.inject(vm.vm, Self.device, event), id: MessageID(rawValue: 1), noReply: true).encoded
+                    }
+                    bursts.client.sendBytes(bytes)
+                    sent += count
+                    if Int.random(in: 0 ..< 4, using: &rng) == 0 { usleep(50) }
+                }
+                _ = bursts.call(.ping(nonce: 1))
+                injecting.subtract(1, ordering: .releasing)
+            }
+            let replier = startThread {
+                for index in 0 ..< 1000 where replies.call(.inject(vm.vm, Self.device, Wire.EventID(rawValue: UInt32(index % 4))))?.status != .ok {
+                    log.injectFailures += 1
+                }
+                injecting.subtract(1, ordering: .releasing)
+            }
+            pthread_join(burster, nil)
+            pthread_join(replier, nil)
+            pthread_join(taker, nil)
+            log.left = vm.drain(1)
+            log.deliveries = Self.serverStat(vm, "ack_slot_deliveries_total")
+            log.invalid = Self.serverStat(vm, "ack_slot_invalid_total")
+        }
+        #expect(log.injectFailures == 0)
+        #expect(log.pendingWhenQuiet == [], "an LPI stayed pending while the eventfd was quiet")
+        #expect(log.left == [])
+        #expect(log.taken.allSatisfy { $0 > 0 }, "every LPI was taken: \(log.taken)")
+        #expect(log.fromSlot > 0 && log.deliveries.map { $0 >= Int64(log.fromSlot) } == true,
+                "the slot delivered \(log.fromSlot) (server: \(String(describing: log.deliveries)))")
+        #expect(log.invalid == 0)
+    }
+}
+
+final class AckSlotStressLog: @unchecked Sendable {
+    // Each written by one thread (the consumer; the injector with replies), read after it is joined.
+    var taken = [Int](repeating: 0, count: 4)
+    var fromSlot = 0
+    var injectFailures = 0
+    var left, pendingWhenQuiet: [UInt32]?
+    var deliveries, invalid: Int64?
 }
 
 final class AckSlotLog: @unchecked Sendable {
