@@ -25,22 +25,27 @@ LOAD_SUITE = [
     ("pipelined-16x16x16", ["--mode", "pipelined", "-v", "16", "-d", "16", "-e", "16", "--connections", "16"],
      "pipelined, -v16 -d16 -e16, 16 connections"),
     ("translater", ["--mode", "translater"], "MMIO_WRITE to GITS_TRANSLATER with NO_REPLY, 1 connection"),
-    ("rtt", ["--mode", "rtt", "--acknowledge", "wait"],
-     "INJECT with a reply, one MSI outstanding until it is acknowledged; the vCPU's consumer waits in WAIT_ACK"),
-    ("irqfd", ["--mode", "irqfd", "--acknowledge", "wait"],
-     "bound eventfds, one MSI outstanding until it is acknowledged; the vCPU's consumer waits in WAIT_ACK"),
-    ("rtt-notify", ["--mode", "rtt"], "as rtt, but consumers wait on the vCPU's notify eventfd and then ACK until 1023"),
-    ("irqfd-notify", ["--mode", "irqfd"], "as irqfd, but consumers wait on the notify eventfd and then ACK until 1023"),
-    ("rtt-busy", ["--mode", "rtt", "--acknowledge", "wait"],
+    ("rtt", ["--mode", "rtt", "--acknowledge", "slot"],
+     "INJECT with a reply, one MSI outstanding until it is acknowledged; the vCPU's consumer waits on its notify "
+     "eventfd and takes the LPI from its armed acknowledge slot (SET_ACK_SLOT), with ACK only when the slot says more"),
+    ("irqfd", ["--mode", "irqfd", "--acknowledge", "slot"],
+     "bound eventfds, one MSI outstanding until it is acknowledged; consumers as in rtt"),
+    ("rtt-wait", ["--mode", "rtt", "--acknowledge", "wait"], "as rtt, but the vCPU's consumer waits in WAIT_ACK"),
+    ("irqfd-wait", ["--mode", "irqfd", "--acknowledge", "wait"], "as irqfd, but the vCPU's consumer waits in WAIT_ACK"),
+    ("rtt-ack", ["--mode", "rtt", "--acknowledge", "notify"],
+     "as rtt, but consumers wait on the notify eventfd and then ACK until 1023 (no acknowledge slot)"),
+    ("irqfd-ack", ["--mode", "irqfd", "--acknowledge", "notify"], "as irqfd, with the consumers of rtt-ack"),
+    ("rtt-busy", ["--mode", "rtt", "--acknowledge", "slot"],
      "rtt while a `nice -n 19` busy loop runs, so that no CPU of the machine idles (floor included)"),
-    ("irqfd-busy", ["--mode", "irqfd", "--acknowledge", "wait"], "irqfd while the same busy loop runs"),
+    ("irqfd-busy", ["--mode", "irqfd", "--acknowledge", "slot"], "irqfd while the same busy loop runs"),
 ]
 # Runs made while a niced busy loop keeps the machine's CPUs from idling.
 BUSY = {"rtt-busy", "irqfd-busy"}
 # Runs with a latency target: name -> (the largest p50 / floor p50 ratio, what the floor is).
 LATENCY_TARGETS = [
     ("rtt", 1.25, "ping-pong"), ("irqfd", 1.5, "eventfd relay"),
-    ("rtt-notify", 1.25, "ping-pong"), ("irqfd-notify", 1.5, "eventfd relay"),
+    ("rtt-wait", 1.25, "ping-pong"), ("irqfd-wait", 1.5, "eventfd relay"),
+    ("rtt-ack", 1.25, "ping-pong"), ("irqfd-ack", 1.5, "eventfd relay"),
     ("rtt-busy", 1.25, "ping-pong"), ("irqfd-busy", 1.5, "eventfd relay"),
 ]
 # Throughput against mapped LPIs: batch mode, 4 vCPUs, (devices, events).
@@ -213,17 +218,18 @@ def write_markdown(results, path):
     w("Inject -> acknowledge runs from the injector's clock before it sends the MSI (INJECT frame or eventfd "
       "write) to the consumer's clock when the acknowledge names the LPI. The rtt floor is a ping-pong of the "
       "same frame through an epoll loop; the irqfd floor, an eventfd relayed by an epoll thread to a second "
-      "eventfd. A consumer waiting in WAIT_ACK (rtt, irqfd) is answered in the loop iteration that sets the LPI "
-      "pending: one hop in, one hop out, as in the floors. A consumer woken by the notify eventfd (rtt-notify, "
-      "irqfd-notify) must then ask with ACK, a round trip more than the floors, so its ratio is at least about "
-      "1.5 to 2 whatever the server does. On this virtual machine a wakeup of an idle CPU costs some 20 µs "
-      "more than one of a busy CPU, so both floors and itsd's latencies depend on whether the machine's "
-      "CPUs idle: the -busy runs keep them busy with a niced loop.\n")
-    rn, irn = load["rtt-notify"], load["irqfd-notify"]
-    w("A notify-eventfd consumer's inject -> acknowledge holds the floor of its wakeup path and a ping-pong "
-      "floor for its ACK round trip; against their sum (the ping-pong floor measured in the rtt-notify run):\n")
+      "eventfd. A consumer with an acknowledge slot (rtt, irqfd) wakes on the notify eventfd and finds the LPI "
+      "already acknowledged in the slot; one waiting in WAIT_ACK (rtt-wait, irqfd-wait) is answered by the "
+      "reply. Either way the path is one hop in and one hop out, as in the floors. A consumer woken by the "
+      "notify eventfd without a slot (rtt-ack, irqfd-ack) must then ask with ACK, a round trip more than the "
+      "floors. On this virtual machine a wakeup of an idle CPU costs some 20 µs more than one of a busy CPU, "
+      "so both floors and itsd's latencies depend on whether the machine's CPUs idle: the -busy runs keep "
+      "them busy with a niced loop.\n")
+    rn, irn = load["rtt-ack"], load["irqfd-ack"]
+    w("A consumer that ACKs after its wakeup has the floor of its wakeup path plus a ping-pong floor for the "
+      "ACK round trip; against their sum (the ping-pong floor measured in the rtt-ack run):\n")
     w("| run | inject -> ack p50 | floors it contains | ratio |\n| --- | --- | --- | --- |")
-    for name, r, first in [("rtt-notify", rn, rn["floor_p50_us"]), ("irqfd-notify", irn, irn["floor_p50_us"])]:
+    for name, r, first in [("rtt-ack", rn, rn["floor_p50_us"]), ("irqfd-ack", irn, irn["floor_p50_us"])]:
         bound = first + rn["floor_p50_us"]
         w(f"| {name} | {plain(r['p50_us'])} µs | {plain(first)} + {plain(rn['floor_p50_us'])} = {plain(bound)} µs | "
           f"{r['p50_us'] / bound:.2f}× |")
