@@ -3,6 +3,7 @@ import Glibc
 import CLibUV
 import Histogram
 import ITSModel
+import ITSWire
 
 /// The vCPU worker lanes: N threads, each with its own libuv loop, owning the redistributors of the
 /// vCPUs assigned to it (vCPU n of every VM belongs to lane n % N). Everything about a vCPU's pending
@@ -103,6 +104,12 @@ final class LaneRedistributor {
     var waiter: (ticket: ReplyTicket, mask: Priority, vcpu: VCPUIndex)?
     /// A WAKE arrived while no WAIT_ACK waited: the next one that finds nothing returns at once.
     var wakeLatched = false
+    /// The vCPU's acknowledge slot (SET_ACK_SLOT), if the VMM gave it one.
+    var slot: AcknowledgeSlot?
+    /// LPIs acknowledged into the vCPU's slots, and invalid words found there, since the vCPU's
+    /// lane took it on (counters: they survive a new slot and a restore).
+    var slotDeliveries: UInt64 = 0
+    var slotInvalidWords: UInt64 = 0
     init(_ value: Redistributor) { self.value = value }
 }
 
@@ -137,9 +144,14 @@ final class LaneVM {
     func own(_ redistributor: Redistributor) -> ReplyTicket? {
         let index = Int(redistributor.vcpu.rawValue)
         if index >= redistributors.count { redistributors += Array(repeating: nil, count: index + 1 - redistributors.count) }
-        let replaced = redistributors[index]?.waiter?.ticket
-        redistributors[index] = LaneRedistributor(redistributor)
-        return replaced
+        let replaced = redistributors[index]
+        let box = LaneRedistributor(redistributor)
+        // The slot is the VMM's plumbing, not the redistributor's state: it outlives a restore.
+        box.slot = replaced?.slot
+        box.slotDeliveries = replaced?.slotDeliveries ?? 0
+        box.slotInvalidWords = replaced?.slotInvalidWords ?? 0
+        redistributors[index] = box
+        return replaced?.waiter?.ticket
     }
 
     /// Every redistributor this lane owns, by vCPU.
@@ -252,6 +264,9 @@ final class LaneState {
                 }
                 // A restored redistributor may hold deliverable LPIs: its vCPU is told, as on an edge.
                 for redistributor in redistributors {
+                    if let state = vms[vm], let box = state.redistributor(redistributor.vcpu), box.slot != nil {
+                        serveSlot(box, state, vm: vm, vcpu: redistributor.vcpu)
+                    }
                     if redistributor.deliverableCount > 0 { notify(vms[vm]!, vm: vm, vcpu: redistributor.vcpu) }
                     track(vm, redistributor.vcpu, pending: redistributor.hasPendingWork, report: false)
                 }
@@ -303,6 +318,7 @@ final class LaneState {
         var edges = EdgeCollector()
         let result = body(&box.value, state.memory, &edges)
         if box.waiter != nil { serveWaiter(box, state, vm: vm) }
+        if box.slot != nil { serveSlot(box, state, vm: vm, vcpu: vcpu) }
         for edge in edges.vcpus { notify(state, vm: vm, vcpu: edge) }
         return result
     }
@@ -323,6 +339,7 @@ final class LaneState {
             end += 1
         }
         if box.waiter != nil { serveWaiter(box, state, vm: vm) }
+        if box.slot != nil { serveSlot(box, state, vm: vm, vcpu: vcpu) }
         for edge in edges.vcpus { notify(state, vm: vm, vcpu: edge) }
         return end
     }
@@ -336,6 +353,7 @@ final class LaneState {
         if let earlier = box.waiter { outgoing.append(.reply(earlier.ticket, .intid(.spurious, nil))) }
         box.waiter = (ticket, mask, vcpu)
         serveWaiter(box, state, vm: vm)
+        if box.slot != nil { serveSlot(box, state, vm: vm, vcpu: vcpu) }
         if box.waiter != nil, box.wakeLatched {
             box.wakeLatched = false
             box.waiter = nil
@@ -366,6 +384,60 @@ final class LaneState {
         outgoing.append(.reply(waiter.ticket, .intid(acknowledged, config)))
     }
 
+    /// The vCPU's acknowledge slot after an operation (PROTOCOL.md 6.16b): an ARMED slot takes the
+    /// highest-priority deliverable LPI above its mask, acknowledged; and when LPIs stay deliverable
+    /// that the slot did not take, `more` is set. Each change is a compare-and-swap from the word
+    /// read, followed by a write of the notify eventfd. A VMM changing the word at the same moment
+    /// makes the lane read it again, a few times at most, so that no VMM can hold the lane here.
+    private func serveSlot(_ box: LaneRedistributor, _ state: LaneVM, vm: VMKey, vcpu: VCPUIndex) {
+        guard let slot = box.slot else { return }
+        var word = slot.load()
+        for _ in 0 ..< Self.slotAttempts {
+            guard let kind = word.state else {
+                box.slotInvalidWords &+= 1
+                return
+            }
+            if kind == .armed {
+                slot.lastMask = Priority(word.priority)
+                if let (intid, config) = Self.peek(&box.value, mask: slot.lastMask) {
+                    var delivered = AckSlotWord.delivered(intid: intid.rawValue, priority: config?.priority.rawValue ?? 0xFF)
+                    if word.more { delivered = delivered.withMore }
+                    let (exchanged, found) = slot.compareExchange(word, delivered)
+                    guard exchanged else {
+                        word = found
+                        continue
+                    }
+                    let acknowledged = box.value.acknowledge(priorityMask: slot.lastMask)
+                    assert(acknowledged == intid, "the slot's LPI is the one acknowledged")
+                    box.slotDeliveries &+= 1
+                    noteAcknowledged(acknowledged, vm: vm, vcpu: vcpu)
+                    signalNotify(state, vcpu: vcpu)
+                    word = delivered
+                }
+            }
+            guard !word.more, box.value.deliverableCount > 0, Self.peek(&box.value, mask: slot.lastMask) != nil else { return }
+            let (exchanged, found) = slot.compareExchange(word, word.withMore)
+            if exchanged { return signalNotify(state, vcpu: vcpu) }
+            word = found
+        }
+    }
+
+    /// How many times ``serveSlot(_:_:vm:vcpu:)`` reads a slot that keeps changing under it.
+    static let slotAttempts = 4
+
+    /// The LPI ``acknowledge(_:mask:)`` would take, with its configuration, taking nothing.
+    private static func peek(_ redistributor: inout Redistributor, mask: Priority) -> (INTID, LPIConfig?)? {
+        guard let intid = redistributor.highestPriorityPending(priorityMask: mask) else { return nil }
+        return (intid, redistributor.lpis.load(UInt64(intid.rawValue))?.config)
+    }
+
+    /// Writes 1 to the vCPU's notify eventfd, if it has one.
+    private func signalNotify(_ state: LaneVM, vcpu: VCPUIndex) {
+        guard let fd = state.notifyFDs[vcpu.rawValue] else { return }
+        var one: UInt64 = 1
+        _ = write(fd, &one, 8)
+    }
+
     /// Acknowledges the highest-priority deliverable LPI above `mask`, with its configuration; nil
     /// when there is none.
     private static func acknowledge(_ redistributor: inout Redistributor, mask: Priority) -> (INTID, LPIConfig?)? {
@@ -379,10 +451,7 @@ final class LaneState {
     /// waiting WAIT_ACK took all there was.
     private func notify(_ state: LaneVM, vm: VMKey, vcpu: VCPUIndex) {
         if let box = state.redistributor(vcpu), box.value.deliverableCount == 0 { return }
-        if let fd = state.notifyFDs[vcpu.rawValue] {
-            var one: UInt64 = 1
-            _ = write(fd, &one, 8)
-        }
+        signalNotify(state, vcpu: vcpu)
         outgoing.append(.deliverable(vm, vcpu))
     }
 
@@ -454,7 +523,9 @@ final class LaneState {
             for box in state.owned {
                 let redistributor = box.value
                 result.vcpus.append(VCPUStatistics(vm: key, vcpu: redistributor.vcpu, counters: redistributor.counters,
-                                                   pending: redistributor.pendingCount, lpis: redistributor.lpis.count))
+                                                   pending: redistributor.pendingCount, lpis: redistributor.lpis.count,
+                                                   hasAckSlot: box.slot != nil, ackSlotDeliveries: box.slotDeliveries,
+                                                   ackSlotInvalidWords: box.slotInvalidWords))
             }
             if let latency = state.latency { result.latency.add(latency) }
         }
@@ -491,6 +562,11 @@ final class LaneState {
                     var one: UInt64 = 1
                     _ = write(fd, &one, 8)
                 }
+                return .done
+            case .setAcknowledgeSlot(let slot):
+                // Served by withRedistributor as the body returns: an LPI already deliverable
+                // goes into an ARMED slot at once.
+                vms[vm]?.redistributor(vcpu)?.slot = slot
                 return .done
             case .waitAcknowledge, .wake:
                 preconditionFailure("WAIT_ACK and WAKE are handled by waitAcknowledge(_:_:mask:ticket:) and wake(_:_:)")

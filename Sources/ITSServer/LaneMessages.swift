@@ -54,6 +54,8 @@ public enum LaneRequest: Hashable, Sendable {
     case pendingLPIs(from: INTID, limit: Int)
     /// Replaces the vCPU's notify eventfd (nil: none); the lane closes the one it replaces.
     case setNotifyFD(Int32?)
+    /// Replaces the vCPU's acknowledge slot (nil: none), then serves it at once.
+    case setAcknowledgeSlot(AcknowledgeSlot?)
     /// The vCPU's redistributor, for a snapshot.
     case snapshot
     /// Up to `limit` LPIs known here from `from` on, for DUMP.
@@ -123,6 +125,11 @@ public struct VCPUStatistics: Sendable {
     /// LPIs pending, and LPIs known (mapped or pending).
     public var pending: Int
     public var lpis: Int
+    /// Whether the vCPU has an acknowledge slot; LPIs acknowledged into its slots so far; invalid
+    /// words the lane found there.
+    public var hasAckSlot = false
+    public var ackSlotDeliveries: UInt64 = 0
+    public var ackSlotInvalidWords: UInt64 = 0
 }
 
 /// What lanes send to the loop thread.

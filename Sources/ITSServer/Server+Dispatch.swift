@@ -208,6 +208,23 @@ extension Server {
             guard let vm = attachedVM(id, session, fail) else { return }
             guard vcpu.rawValue < vm.config.vcpuCount else { return fail(.noSuchVCPU, detail: UInt32(vcpu.rawValue)) }
             laneRequest(vm, vcpu, .setNotifyFD(nil), session: session, frame: frame) { _ in .done(.clearVCPUNotify) }
+        case let .setAckSlot(id, vcpu, offset):
+            guard let vm = attachedVM(id, session, fail) else { return }
+            guard fds.count == 1 else { return fail(.fdCountMismatch, detail: 1) }
+            guard vcpu.rawValue < vm.config.vcpuCount else { return fail(.noSuchVCPU, detail: UInt32(vcpu.rawValue)) }
+            let slot: AcknowledgeSlot
+            do {
+                slot = try AcknowledgeSlot(fd: fds[0], offset: offset)
+            } catch {
+                // `fail` closes the descriptor.
+                return fail(.badFD, detail: error.rawValue, error.explanation)
+            }
+            close(fds[0])
+            laneRequest(vm, vcpu, .setAcknowledgeSlot(slot), session: session, frame: frame) { _ in .done(.setAckSlot) }
+        case let .clearAckSlot(id, vcpu):
+            guard let vm = attachedVM(id, session, fail) else { return }
+            guard vcpu.rawValue < vm.config.vcpuCount else { return fail(.noSuchVCPU, detail: UInt32(vcpu.rawValue)) }
+            laneRequest(vm, vcpu, .setAcknowledgeSlot(nil), session: session, frame: frame) { _ in .done(.clearAckSlot) }
         case let .subscribe(id, events):
             guard session.capabilities.contains(.events) else { return fail(.capabilityNotAgreed, detail: 1 << 1) }
             guard let vm = attachedVM(id, session, fail) else { return }

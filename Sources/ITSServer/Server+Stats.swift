@@ -145,6 +145,11 @@ extension Server {
         builder.counter("redistributor_mmio_ignored_total", lpis { $0.mmioIgnored }, "Redistributor register accesses ignored")
         builder.gauge("lpis_pending", Int64(vcpus.reduce(0) { $0 + $1.pending }), "LPIs pending")
         builder.gauge("lpis_known", Int64(vcpus.reduce(0) { $0 + $1.lpis }), "LPIs mapped or pending at a redistributor")
+        builder.gauge("ack_slots", Int64(vcpus.reduce(0) { $0 + ($1.hasAckSlot ? 1 : 0) }), "vCPUs with an acknowledge slot (SET_ACK_SLOT)")
+        builder.counter("ack_slot_deliveries_total", vcpus.reduce(0) { $0 &+ $1.ackSlotDeliveries },
+                        "LPIs acknowledged into an armed acknowledge slot")
+        builder.counter("ack_slot_invalid_total", vcpus.reduce(0) { $0 &+ $1.ackSlotInvalidWords },
+                        "Times an acknowledge slot held a word no side may write, left alone")
         builder.latency("inject_to_ack_latency_ns", latency, "From an MSI making an LPI pending to the vCPU acknowledging it")
     }
 

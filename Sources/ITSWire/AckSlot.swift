@@ -42,9 +42,7 @@ public struct AckSlotWord: RawRepresentable, Hashable, Sendable, BitwiseCopyable
     /// The state, or nil for a word no side may write (reserved bits, a state above 2, an IDLE or
     /// ARMED word with an INTID, an IDLE word with a priority).
     @inlinable public var state: State? {
-        // The state is the 4 bits at 56; bit 63 (`more`) lies above them and is no part of it.
-        guard rawValue & Self.reservedBits == 0,
-              let state = State(rawValue: UInt8(truncatingIfNeeded: rawValue >> Self.stateShift) & 0xF)
+        guard rawValue & Self.reservedBits == 0, let state = State(rawValue: UInt8(truncatingIfNeeded: rawValue >> Self.stateShift) & 0xF)
         else { return nil }
         switch state {
         case .idle: return rawValue & 0xFF_FFFF_FFFF == 0 ? state : nil
