@@ -1,5 +1,5 @@
 /*
- * its_wire.h - the itsd wire protocol, version 1.1, for C clients.
+ * its_wire.h - the itsd wire protocol, version 1.2, for C clients.
  *
  * Constants and the layout of every message described in PROTOCOL.md. All fields are little-endian
  * and naturally aligned with explicit padding, so each struct below has no implicit padding on any
@@ -23,7 +23,7 @@
 
 /* Version and framing. */
 #define ITS_WIRE_MAJOR 1u
-#define ITS_WIRE_MINOR 1u
+#define ITS_WIRE_MINOR 2u
 #define ITS_WIRE_HEADER_LENGTH 16u
 #define ITS_WIRE_PAD8(n) ((8u - ((n) & 7u)) & 7u)
 
@@ -60,6 +60,8 @@
 #define ITS_WIRE_OP_PENDING 0x0072u
 #define ITS_WIRE_OP_WAIT_ACK 0x0073u       /* added in 1.1 */
 #define ITS_WIRE_OP_WAKE 0x0074u           /* added in 1.1 */
+#define ITS_WIRE_OP_SET_ACK_SLOT 0x0075u   /* carries 1 fd: a sealed memfd; added in 1.2 */
+#define ITS_WIRE_OP_CLEAR_ACK_SLOT 0x0076u /* added in 1.2 */
 #define ITS_WIRE_OP_STATS 0x0080u
 #define ITS_WIRE_OP_DUMP 0x0081u
 #define ITS_WIRE_OP_SNAPSHOT_VM 0x0090u
@@ -164,6 +166,28 @@
 #define ITS_WIRE_DUMP_LPIS 4u
 #define ITS_WIRE_DUMP_END UINT64_C(0xFFFFFFFFFFFFFFFF)
 #define ITS_WIRE_CHUNK_LAST 0x1u
+
+/* The acknowledge slot word (section 6.16b, added in 1.2): 8 bytes in shared memory, little-endian,
+ * read and written only with 8-byte atomic load and compare-and-swap. A word with a bit of
+ * ITS_WIRE_ACK_SLOT_RESERVED set, a state above DELIVERED, or an INTID (or, IDLE, a priority) in an
+ * IDLE or ARMED word is invalid. */
+#define ITS_WIRE_ACK_SLOT_INTID_MASK UINT64_C(0x00000000FFFFFFFF)    /* bits 0-31: DELIVERED's LPI */
+#define ITS_WIRE_ACK_SLOT_PRIORITY_SHIFT 32u                         /* bits 32-39: mask or priority */
+#define ITS_WIRE_ACK_SLOT_PRIORITY_MASK UINT64_C(0x000000FF00000000)
+#define ITS_WIRE_ACK_SLOT_STATE_SHIFT 56u                            /* bits 56-59 */
+#define ITS_WIRE_ACK_SLOT_STATE_MASK UINT64_C(0x0F00000000000000)
+#define ITS_WIRE_ACK_SLOT_RESERVED UINT64_C(0x70FFFF0000000000)      /* bits 40-55 and 60-62 */
+#define ITS_WIRE_ACK_SLOT_MORE (UINT64_C(1) << 63)                   /* LPIs the slot did not take */
+#define ITS_WIRE_ACK_SLOT_IDLE 0u
+#define ITS_WIRE_ACK_SLOT_ARMED 1u
+#define ITS_WIRE_ACK_SLOT_DELIVERED 2u
+#define ITS_WIRE_ACK_SLOT_ALIGN 8u                                   /* SET_ACK_SLOT offset: a multiple of it */
+/* The word's fields, and the ARMED word the VMM writes (priority_mask as ICC_PMR_EL1). */
+#define ITS_WIRE_ACK_SLOT_STATE(word) ((unsigned)(((word) & ITS_WIRE_ACK_SLOT_STATE_MASK) >> ITS_WIRE_ACK_SLOT_STATE_SHIFT))
+#define ITS_WIRE_ACK_SLOT_INTID(word) ((uint32_t)((word) & ITS_WIRE_ACK_SLOT_INTID_MASK))
+#define ITS_WIRE_ACK_SLOT_PRIORITY(word) ((uint8_t)((word) >> ITS_WIRE_ACK_SLOT_PRIORITY_SHIFT))
+#define ITS_WIRE_ACK_SLOT_WORD_ARMED(priority_mask) \
+    ((UINT64_C(1) << ITS_WIRE_ACK_SLOT_STATE_SHIFT) | ((uint64_t)(uint8_t)(priority_mask) << ITS_WIRE_ACK_SLOT_PRIORITY_SHIFT))
 
 #define ITS_WIRE_CHECK_SIZE(type, size) _Static_assert(sizeof(type) == (size), #type " is " #size " bytes")
 #define ITS_WIRE_CHECK_AT(type, field, at) \
@@ -377,7 +401,8 @@ struct its_wire_irqfd_key {
 };
 ITS_WIRE_CHECK_SIZE(struct its_wire_irqfd_key, 16);
 
-/* SET_VCPU_NOTIFY (with one eventfd), CLEAR_VCPU_NOTIFY, HPPI and WAKE requests, and EVENT_VCPU_NOTIFY. */
+/* SET_VCPU_NOTIFY (with one eventfd), CLEAR_VCPU_NOTIFY, HPPI, WAKE and CLEAR_ACK_SLOT requests, and
+ * EVENT_VCPU_NOTIFY. */
 struct its_wire_vcpu_ref {
     uint32_t vm;
     uint16_t vcpu;
@@ -412,6 +437,17 @@ struct its_wire_wait_ack {
     uint32_t reserved2;
 };
 ITS_WIRE_CHECK_SIZE(struct its_wire_wait_ack, 16);
+
+/* SET_ACK_SLOT request, with one descriptor: a memfd sealed with F_SEAL_SHRINK holding the slot word
+ * at `offset`, a multiple of 8 (added in 1.2). */
+struct its_wire_set_ack_slot {
+    uint32_t vm;
+    uint16_t vcpu;
+    uint16_t reserved;
+    uint64_t offset;
+};
+ITS_WIRE_CHECK_SIZE(struct its_wire_set_ack_slot, 16);
+ITS_WIRE_CHECK_AT(struct its_wire_set_ack_slot, offset, 8);
 
 /* HPPI, ACK and WAIT_ACK replies, and PENDING entries. */
 struct its_wire_lpi {

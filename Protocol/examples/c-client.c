@@ -13,7 +13,9 @@
  *   eventfd; one MSI each by INJECT, INJECT_BATCH, a bound eventfd (BIND_IRQFD) and a write to
  *   GITS_TRANSLATER; a wait on the notify eventfd; HPPI and ACK until every injected LPI is taken;
  *   WAKE and WAIT_ACK (added in 1.1): a latched wake ends a wait at once, a short wait times out;
- *   DESTROY_VM.
+ *   an acknowledge slot (added in 1.2): a sealed memfd's word armed, SET_ACK_SLOT, an MSI the server
+ *   delivers into the slot before it writes the notify eventfd, the take by compare-and-swap,
+ *   CLEAR_ACK_SLOT; DESTROY_VM.
  *
  * Every reply is checked. Exits 0 when the flow completes, 1 with a message naming the failed step
  * on stderr otherwise, 2 on bad usage.
@@ -28,6 +30,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -533,6 +536,50 @@ int main(int argc, char **argv) {
     if (wait_ack(ITS_WIRE_WAIT_FOREVER) != ITS_WIRE_INTID_NONE) die("WAIT_ACK after WAKE returned an LPI");
     if (wait_ack(1000) != ITS_WIRE_INTID_NONE) die("WAIT_ACK returned an LPI after all were taken");
 
+    /* The acknowledge slot of the target vCPU: the server acknowledges the next LPI into the armed word
+     * and then writes the notify eventfd; the vCPU takes it by compare-and-swap, with no ACK. */
+    if (agreed.minor >= 2) {
+        step = "acknowledge slot memfd";
+        int slots = memfd_create("c-client-ack-slots", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (slots < 0) die("memfd_create: %s", strerror(errno));
+        if (ftruncate(slots, 4096) != 0) die("ftruncate: %s", strerror(errno));
+        if (fcntl(slots, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) die("F_ADD_SEALS: %s", strerror(errno));
+        void *slot_page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, slots, 0);
+        if (slot_page == MAP_FAILED) die("mmap: %s", strerror(errno));
+        /* One cache line per vCPU; the word is 8-byte aligned and lock-free on every 64-bit target. */
+        _Atomic uint64_t *slot = (_Atomic uint64_t *)((uint8_t *)slot_page + 64u * TARGET_VCPU);
+
+        step = "arm the slot";
+        uint64_t word = atomic_load(slot);
+        if (word != 0) die("a new slot holds 0x%llx, not IDLE", (unsigned long long)word);
+        if (!atomic_compare_exchange_strong(slot, &word, ITS_WIRE_ACK_SLOT_WORD_ARMED(0xFF))) die("the word changed before SET");
+
+        step = "SET_ACK_SLOT";
+        struct its_wire_set_ack_slot set_slot = {.vm = vm, .vcpu = TARGET_VCPU, .reserved = 0, .offset = 64u * TARGET_VCPU};
+        call(ITS_WIRE_OP_SET_ACK_SLOT, &set_slot, sizeof set_slot, slots, NULL, 0);
+        close(slots); /* the server keeps its mapping of the page, not the descriptor */
+
+        step = "INJECT into the slot";
+        call(ITS_WIRE_OP_INJECT, &inject, sizeof inject, -1, NULL, 0);
+        if (!wait_eventfd(notify, TIMEOUT_MS)) die("the notify eventfd was not written within %d ms", TIMEOUT_MS);
+
+        step = "take from the slot";
+        word = atomic_load(slot); /* after the eventfd: the server changed the word before writing it */
+        if (word & ITS_WIRE_ACK_SLOT_RESERVED) die("the word 0x%llx has reserved bits set", (unsigned long long)word);
+        if (ITS_WIRE_ACK_SLOT_STATE(word) != ITS_WIRE_ACK_SLOT_DELIVERED) die("the word 0x%llx is not DELIVERED", (unsigned long long)word);
+        if (ITS_WIRE_ACK_SLOT_INTID(word) != FIRST_LPI || ITS_WIRE_ACK_SLOT_PRIORITY(word) != (LPI_CONFIG & 0xFCu)) {
+            die("the slot holds LPI %u priority 0x%x", ITS_WIRE_ACK_SLOT_INTID(word), ITS_WIRE_ACK_SLOT_PRIORITY(word));
+        }
+        if (word & ITS_WIRE_ACK_SLOT_MORE) die("more is set with nothing else pending");
+        if (!atomic_compare_exchange_strong(slot, &word, ITS_WIRE_ACK_SLOT_WORD_ARMED(0xFF))) die("the word changed under the take");
+        if (take(ITS_WIRE_OP_HPPI) != ITS_WIRE_INTID_NONE) die("HPPI shows the LPI the slot took");
+
+        step = "CLEAR_ACK_SLOT";
+        struct its_wire_vcpu_ref clear_slot = {.vm = vm, .vcpu = TARGET_VCPU, .reserved = 0};
+        call(ITS_WIRE_OP_CLEAR_ACK_SLOT, &clear_slot, sizeof clear_slot, -1, NULL, 0);
+        munmap(slot_page, 4096);
+    }
+
     step = "DESTROY_VM";
     struct its_wire_vm destroy = {.vm = vm, .reserved = 0};
     call(ITS_WIRE_OP_DESTROY_VM, &destroy, sizeof destroy, -1, NULL, 0);
@@ -543,5 +590,6 @@ int main(int argc, char **argv) {
     close(conn.fd);
     printf("c-client: VM %u: LPIs %u-%u injected by INJECT, INJECT_BATCH, irqfd and GITS_TRANSLATER, all acknowledged\n", vm,
            FIRST_LPI, FIRST_LPI + LPIS - 1);
+    if (agreed.minor >= 2) printf("c-client: LPI %u taken again from the acknowledge slot\n", FIRST_LPI);
     return 0;
 }

@@ -204,6 +204,21 @@ static void wait_ack(const uint8_t *in, size_t len, struct out *out) {
     put(out, &e, sizeof e);
 }
 
+/* The slot word's macros agree with the bit table of section 6.16b, checked alongside the request. */
+static void set_ack_slot(const uint8_t *in, size_t len, struct out *out) {
+    READ(struct its_wire_set_ack_slot, s, 0);
+    CHECK(s.vm == 1 && s.vcpu == 2 && s.offset == 128 && s.offset % ITS_WIRE_ACK_SLOT_ALIGN == 0);
+    CHECK(ITS_WIRE_ACK_SLOT_WORD_ARMED(0xF0) == UINT64_C(0x010000F000000000));
+    uint64_t delivered = UINT64_C(0x820000A000002000);
+    CHECK(ITS_WIRE_ACK_SLOT_STATE(delivered) == ITS_WIRE_ACK_SLOT_DELIVERED);
+    CHECK(ITS_WIRE_ACK_SLOT_INTID(delivered) == 8192 && ITS_WIRE_ACK_SLOT_PRIORITY(delivered) == 0xA0);
+    CHECK((delivered & ITS_WIRE_ACK_SLOT_MORE) != 0 && (delivered & ITS_WIRE_ACK_SLOT_RESERVED) == 0);
+    CHECK((ITS_WIRE_ACK_SLOT_RESERVED | ITS_WIRE_ACK_SLOT_MORE | ITS_WIRE_ACK_SLOT_STATE_MASK
+           | ITS_WIRE_ACK_SLOT_PRIORITY_MASK | ITS_WIRE_ACK_SLOT_INTID_MASK) == UINT64_MAX);
+    struct its_wire_set_ack_slot e = {1, 2, 0, 128};
+    put(out, &e, sizeof e);
+}
+
 static void pending(const uint8_t *in, size_t len, struct out *out) {
     READ(struct its_wire_pending, p, 0);
     CHECK(p.vm == 1 && p.vcpu == 0 && p.cursor == 8192 && p.max_entries == 16);
@@ -329,5 +344,9 @@ const struct vector session_vectors[] = {
     {"37-wait_ack.reply.hex", ITS_WIRE_OP_WAIT_ACK, REP, 37, 0, lpi_8192},
     {"38-wake.request.hex", ITS_WIRE_OP_WAKE, REQ, 38, 0, vcpu_1_0},
     {"38-wake.reply.hex", ITS_WIRE_OP_WAKE, REP, 38, 0, NULL},
+    {"39-set_ack_slot.request.hex", ITS_WIRE_OP_SET_ACK_SLOT, REQ, 39, 0, set_ack_slot},
+    {"39-set_ack_slot.reply.hex", ITS_WIRE_OP_SET_ACK_SLOT, REP, 39, 0, NULL},
+    {"40-clear_ack_slot.request.hex", ITS_WIRE_OP_CLEAR_ACK_SLOT, REQ, 40, 0, vcpu_1_2},
+    {"40-clear_ack_slot.reply.hex", ITS_WIRE_OP_CLEAR_ACK_SLOT, REP, 40, 0, NULL},
 };
 const size_t session_vector_count = sizeof session_vectors / sizeof session_vectors[0];

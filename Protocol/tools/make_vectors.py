@@ -17,11 +17,11 @@ OP = {
     "MMIO_WRITE": 0x0031, "INJECT": 0x0040, "INJECT_BATCH": 0x0041, "BIND_IRQFD": 0x0050,
     "UNBIND_IRQFD": 0x0051, "MASK": 0x0052, "UNMASK": 0x0053, "SET_VCPU_NOTIFY": 0x0060,
     "CLEAR_VCPU_NOTIFY": 0x0061, "SUBSCRIBE": 0x0062, "HPPI": 0x0070, "ACK": 0x0071, "PENDING": 0x0072,
-    "WAIT_ACK": 0x0073, "WAKE": 0x0074,
+    "WAIT_ACK": 0x0073, "WAKE": 0x0074, "SET_ACK_SLOT": 0x0075, "CLEAR_ACK_SLOT": 0x0076,
     "STATS": 0x0080, "DUMP": 0x0081, "SNAPSHOT_VM": 0x0090, "RESTORE_VM": 0x0091,
     "EVENT_VCPU_NOTIFY": 0x0100, "EVENT_VM_GONE": 0x0101,
 }
-FDS = {"ADD_MEM_REGION": 1, "BIND_IRQFD": 1, "SET_VCPU_NOTIFY": 1}
+FDS = {"ADD_MEM_REGION": 1, "BIND_IRQFD": 1, "SET_VCPU_NOTIFY": 1, "SET_ACK_SLOT": 1}
 REPLY, NO_REPLY, ERROR, EVENT = 1, 2, 4, 8
 STATUS = {"OK": 0, "VERSION_MISMATCH": 32, "NO_SUCH_VM": 64, "TRANSLATION_BLOCKED": 112}
 
@@ -228,8 +228,8 @@ def main():
     frame("35-error_version_mismatch.request.hex", "HELLO proposing major version 2", "HELLO",
           [u16(2, "major 2"), u16(0, "minor 0"), zero(4), u64(0, "capabilities 0"), u32(0, "max_frame_length 0"),
            u32(0, "max_batch_entries 0"), u32(0, "max_in_flight 0"), u16(0, "max_fds_per_message 0"), zero(2)], 1)
-    frame("35-error_version_mismatch.reply.hex", "Error reply to HELLO: VERSION_MISMATCH; detail = 1.1",
-          "HELLO", [u32(0x00010001, "detail: server major 1 << 16 | minor 1"), u16(0, "text_length 0"), zero(2)],
+    frame("35-error_version_mismatch.reply.hex", "Error reply to HELLO: VERSION_MISMATCH; detail = 1.2",
+          "HELLO", [u32(0x00010002, "detail: server major 1 << 16 | minor 2"), u16(0, "text_length 0"), zero(2)],
           1, REPLY | ERROR, STATUS["VERSION_MISMATCH"])
     secret = b"s3cret-token"
     pair(36, "authenticate", "AUTHENTICATE",
@@ -240,6 +240,11 @@ def main():
           u32(10000, "timeout_us 10000"), zero(4)],
          lpi(8192, 0xA0, True), 37, note="Added in 1.1.")
     pair(38, "wake", "WAKE", [u32(1, "vm 1"), u16(0, "vcpu 0"), zero(2)], [], 38, note="Added in 1.1.")
+    pair(39, "set_ack_slot", "SET_ACK_SLOT",
+         [u32(1, "vm 1"), u16(2, "vcpu 2"), zero(2), u64(128, "offset 128")], [], 39,
+         note="Added in 1.2. The descriptor is a memfd sealed with F_SEAL_SHRINK; the slot is 8 bytes at offset 128.")
+    pair(40, "clear_ack_slot", "CLEAR_ACK_SLOT", [u32(1, "vm 1"), u16(2, "vcpu 2"), zero(2)], [], 40,
+         note="Added in 1.2.")
 
 
 if __name__ == "__main__":

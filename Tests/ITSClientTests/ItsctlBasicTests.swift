@@ -9,7 +9,7 @@ import Testing
         let server = try #require(LiveServer())
         let result = itsctl(["ping", "--socket", server.socketPath, "-c", "3"])
         #expect(result.status == 0, "\(result.errors)")
-        #expect(result.output.contains("itsd at \(server.socketPath): protocol 1.1, capabilities ERROR_REPORTS|EVENTS|SNAPSHOT"))
+        #expect(result.output.contains("itsd at \(server.socketPath): protocol 1.2, capabilities ERROR_REPORTS|EVENTS|SNAPSHOT"))
         #expect(result.output.split(separator: "\n").filter { $0.hasPrefix("ping ") }.count == 3)
     }
 

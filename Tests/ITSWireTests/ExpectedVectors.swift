@@ -129,6 +129,10 @@ enum ExpectedVectors {
                                                                     enabled: true))),
         "38-wake.request.hex": request(38, .wake(VMID(1), Wire.VCPU(0))),
         "38-wake.reply.hex": reply(38, .done(.wake)),
+        "39-set_ack_slot.request.hex": request(39, .setAckSlot(VMID(1), Wire.VCPU(2), offset: 128)),
+        "39-set_ack_slot.reply.hex": reply(39, .done(.setAckSlot)),
+        "40-clear_ack_slot.request.hex": request(40, .clearAckSlot(VMID(1), Wire.VCPU(2))),
+        "40-clear_ack_slot.reply.hex": reply(40, .done(.clearAckSlot)),
         "31-event_vcpu_notify.event.hex": Frame(.vcpuNotify(VMID(1), Wire.VCPU(3)), id: MessageID(1)),
         "32-event_vm_gone.event.hex": Frame(.vmGone(VMID(2), reason: .graceExpired), id: MessageID(2)),
         "33-error_no_such_vm.request.hex": request(33, .destroyVM(VMID(7))),
@@ -139,6 +143,6 @@ enum ExpectedVectors {
         "35-error_version_mismatch.request.hex": request(1, .hello(Hello(major: 2, minor: 0, capabilities: [],
             limits: Limits(maxFrameLength: 0, maxBatchEntries: 0, maxInFlight: 0, maxFDsPerMessage: 0)))),
         "35-error_version_mismatch.reply.hex": reply(1, .error(.hello, ErrorReport(.versionMismatch,
-                                                                                  detail: 0x0001_0001))),
+                                                                                  detail: 0x0001_0002))),
     ]
 }

@@ -31,7 +31,7 @@ import Testing
         #expect(header.messageID == expected.messageID)
     }
 
-    /// Each opcode of version 1.1 has a request vector and a reply (or event) vector.
+    /// Each opcode of version 1.2 has a request vector and a reply (or event) vector.
     @Test func everyOpcodeIsCovered() {
         var requests = Set<Opcode>()
         var answers = Set<Opcode>()

@@ -9,7 +9,7 @@ import Testing
                                                                maxFDsPerMessage: 0))
         let answer = try proposal.answer().get()
         #expect(answer.limits == .defaults)
-        #expect(answer.major == 1 && answer.minor == 1)
+        #expect(answer.major == 1 && answer.minor == 2)
     }
 
     @Test func proposalsAreCappedAtTheServerMaximum() throws {
@@ -26,10 +26,11 @@ import Testing
         #expect(16 + 8 + 8 * UInt64(answer.limits.maxBatchEntries) <= UInt64(answer.limits.maxFrameLength))
     }
 
-    /// A 1.0 client gets 1.0 from a 1.1 server: both sides then speak 1.0.
-    @Test func anOlderMinorIsKept() throws {
-        let answer = try Hello(minor: 0, capabilities: [], limits: .defaults).answer().get()
-        #expect(answer.major == 1 && answer.minor == 0)
+    /// A 1.0 or 1.1 client gets its own minor from a 1.2 server: both sides then speak that version.
+    @Test(arguments: [UInt16(0), 1])
+    func anOlderMinorIsKept(minor: UInt16) throws {
+        let answer = try Hello(minor: minor, capabilities: [], limits: .defaults).answer().get()
+        #expect(answer.major == 1 && answer.minor == minor)
     }
 
     @Test func batchLimitFollowsTheFrameLimit() throws {
@@ -47,7 +48,7 @@ import Testing
             return
         }
         #expect(error.status == .versionMismatch)
-        #expect(error.detail == 0x0001_0001)
+        #expect(error.detail == 0x0001_0002)
     }
 
     @Test func aFrameLimitBelowTheMinimumIsRefused() {
