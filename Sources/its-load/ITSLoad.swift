@@ -37,8 +37,8 @@ struct ITSLoad: ParsableCommand {
     var connections = 1
     @Option(name: .long, help: "Consumer threads acknowledging LPIs (at most one per vCPU); 0 acknowledges nothing, so every injected LPI counts as lost (a check of the loss accounting).")
     var consumers = 2
-    @Option(name: .long, help: "How consumers take LPIs: notify (wait on each vCPU's notify eventfd, then ACK until 1023) wait (one consumer per vCPU blocks in WAIT_ACK, as a vCPU thread idle in WFI would; --consumers then only says whether there are any), or slot (wait on the notify eventfds and take the LPI from the vCPU's acknowledge slot, SET_ACK_SLOT; ACK only when it says more).")
-    var acknowledge = "notify"
+    @Option(name: .long, help: "How consumers take LPIs: slot (wait on each vCPU's notify eventfd and take the LPI from the vCPU's armed acknowledge slot, SET_ACK_SLOT; ACK only when the slot says more), notify (wait on the notify eventfds, then ACK until 1023), or wait (one consumer per vCPU blocks in WAIT_ACK, as a vCPU thread idle in WFI would; --consumers then only says whether there are any).")
+    var acknowledge = "slot"
     @Option(name: .long, help: "Lanes of the itsd this program starts (default: itsd's own).")
     var lanes: Int?
     @Option(name: .long, help: "Use the itsd listening on this socket instead of starting one.")

@@ -19,9 +19,9 @@ RUNS = {
     "irqfd": ("irqfd", 2, 1, 8, 200, []),
     "rtt, WAIT_ACK": ("rtt", 2, 2, 16, 100, ["--acknowledge", "wait"]),
     "irqfd, WAIT_ACK": ("irqfd", 3, 1, 8, 200, ["--acknowledge", "wait"]),
-    "rtt, acknowledge slots": ("rtt", 2, 2, 16, 100, ["--acknowledge", "slot"]),
-    "irqfd, acknowledge slots": ("irqfd", 3, 1, 8, 200, ["--acknowledge", "slot"]),
-    "pipelined, acknowledge slots": ("pipelined", 3, 2, 16, 100, ["--acknowledge", "slot", "--consumers", "2"]),
+    "rtt, ACK after the eventfd": ("rtt", 2, 2, 16, 100, ["--acknowledge", "notify"]),
+    "irqfd, ACK after the eventfd": ("irqfd", 3, 1, 8, 200, ["--acknowledge", "notify"]),
+    "pipelined, ACK after the eventfd": ("pipelined", 3, 2, 16, 100, ["--acknowledge", "notify", "--consumers", "2"]),
 }
 # Modes that keep one MSI outstanding until it is acknowledged: every MSI is acknowledged.
 ONE_OUTSTANDING = {"rtt", "irqfd"}
@@ -59,7 +59,7 @@ def check(binary, mode, vcpus, devices, events, iterations, extra):
         problems.append(f"acknowledged {result.get('acknowledged')} < {lpis} LPIs")
     if mode in ONE_OUTSTANDING and result.get("acknowledged") != expected:
         problems.append(f"{mode}: one outstanding, so every MSI is acknowledged: {result.get('acknowledged')} != {expected}")
-    wanted = extra[extra.index("--acknowledge") + 1] if "--acknowledge" in extra else "notify"
+    wanted = extra[extra.index("--acknowledge") + 1] if "--acknowledge" in extra else "slot"
     if result.get("acknowledge") != wanted:
         problems.append(f"acknowledge {result.get('acknowledge')!r}, not {wanted!r}")
     if not (result.get("msis_per_s") or 0) > 0 or not (result.get("floor_msgs_per_s") or 0) > 0:
