@@ -21,11 +21,24 @@ extension SparseIndex {
     /// marked already), or nil, changing nothing, when `key` is not stored. One walk of the tree.
     ///
     /// ``locate(_:)`` and ``mark(_:located:)`` in one body, so that a caller marking one key at a
-    /// time (a lane making an MSI's LPI pending) makes no call per key besides the uniqueness check.
+    /// time (a lane making an MSI's LPI pending) makes no call per key besides the uniqueness check;
+    /// a key in the leaf the previous mark found skips the walk (``Storage/markedLeaf``).
     /// - Context: the owner of this value (a single writer).
     @inlinable public mutating func mark(_ key: UInt64) -> (value: Value, newlyMarked: Bool)? {
         makeUnique()
-        guard let leaf = leaf(containing: key) else { return nil }
+        let leafIndex = key &>> UInt64(SparseNode.bitsPerLevel)
+        let leaf: UnsafeMutableRawPointer
+        if let cached = storage.markedLeaf, storage.markedLeafIndex == leafIndex {
+            #if DEBUG
+            precondition(self.leaf(containing: key) == cached, "key \(key): the leaf of the last mark is stale")
+            #endif
+            leaf = cached
+        } else {
+            guard let found = self.leaf(containing: key) else { return nil }
+            storage.markedLeaf = found
+            storage.markedLeafIndex = leafIndex
+            leaf = found
+        }
         let slot = Int(truncatingIfNeeded: key) & SparseNode.slotMask
         let bit: UInt64 = 1 &<< UInt64(slot)
         guard SparseNode.bitmap(leaf) & bit != 0 else { return nil }
