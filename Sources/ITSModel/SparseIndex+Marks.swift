@@ -24,7 +24,7 @@ extension SparseIndex {
     /// time (a lane making an MSI's LPI pending) makes no call per key besides the uniqueness check;
     /// a key in the leaf the previous mark found skips the walk (``Storage/markedLeaf``).
     /// - Context: the owner of this value (a single writer).
-    @inlinable public mutating func mark(_ key: UInt64) -> (value: Value, newlyMarked: Bool)? {
+    @inlinable @inline(__always) public mutating func mark(_ key: UInt64) -> (value: Value, newlyMarked: Bool)? {
         makeUnique()
         let leafIndex = key &>> UInt64(SparseNode.bitsPerLevel)
         let leaf: UnsafeMutableRawPointer
