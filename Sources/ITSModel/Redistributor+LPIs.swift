@@ -90,22 +90,24 @@ extension Redistributor {
 
     /// ``setPending(_:sink:)`` without a sink: the vCPU went from nothing deliverable to something
     /// when ``deliverableCount`` was 0 before and is not after (one call adds at most one).
+    ///
+    /// One function with the walk and the mark inlined (``SparseIndex/mark(_:)``): the refusals are
+    /// checked first, then one walk finds the record and marks it.
     /// - Context: the owning lane.
     @usableFromInline mutating func makePending(_ intid: INTID) -> LPIPendOutcome {
-        makePending(intid, located: lpis.locate(UInt64(intid.rawValue)))
+        if let refusal = refusesPending(intid) { return refusal }
+        guard let (record, newlyPending) = lpis.mark(UInt64(intid.rawValue)) else {
+            counters.lpisNotMapped &+= 1
+            return .notMapped
+        }
+        var edges = NoDeliverySink()
+        return pendingMarked(intid, newly: newlyPending, config: record.config, sink: &edges)
     }
 
     /// ``makePending(_:)`` for an LPI whose record ``SparseIndex/locate(_:)`` found already (nil:
     /// there is none), with nothing but marks changed since.
     mutating func makePending(_ intid: INTID, located: SparseIndex<LPIRecord>.Located?) -> LPIPendOutcome {
-        guard lpisEnabled else {
-            counters.lpisDroppedDisabled &+= 1
-            return .droppedLPIsDisabled
-        }
-        guard accepts(intid) else {
-            counters.intidsOutOfRange &+= 1
-            return .outOfRange
-        }
+        if let refusal = refusesPending(intid) { return refusal }
         guard let (record, newlyPending) = lpis.mark(UInt64(intid.rawValue), located: located) else {
             counters.lpisNotMapped &+= 1
             return .notMapped
@@ -293,6 +295,20 @@ extension Redistributor {
 
     /// The rest of making `intid` pending once its record is marked: `newly` tells whether the mark
     /// is new (else the signal merges with the pending LPI); an enabled LPI becomes deliverable.
+    /// Why `intid` cannot be made pending here, counted, or nil when it may be: LPIs disabled
+    /// (GICR_CTLR.EnableLPIs 0) or an INTID outside the range in force.
+    @inline(__always) mutating func refusesPending(_ intid: INTID) -> LPIPendOutcome? {
+        guard lpisEnabled else {
+            counters.lpisDroppedDisabled &+= 1
+            return .droppedLPIsDisabled
+        }
+        guard accepts(intid) else {
+            counters.intidsOutOfRange &+= 1
+            return .outOfRange
+        }
+        return nil
+    }
+
     mutating func pendingMarked<S: LPIDeliverySink>(_ intid: INTID, newly: Bool, config: LPIConfig,
                                                     sink: inout S) -> LPIPendOutcome
     {

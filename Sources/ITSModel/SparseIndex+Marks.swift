@@ -19,9 +19,35 @@ extension SparseIndex {
 
     /// Marks `key` if it is stored. Returns its value and whether the mark is new (false when it was
     /// marked already), or nil, changing nothing, when `key` is not stored. One walk of the tree.
+    ///
+    /// ``locate(_:)`` and ``mark(_:located:)`` in one body, so that a caller marking one key at a
+    /// time (a lane making an MSI's LPI pending) makes no call per key besides the uniqueness check;
+    /// a key in the leaf the previous mark found skips the walk (``Storage/markedLeaf``).
     /// - Context: the owner of this value (a single writer).
-    @inlinable public mutating func mark(_ key: UInt64) -> (value: Value, newlyMarked: Bool)? {
-        mark(key, located: locate(key))
+    @inlinable @inline(__always) public mutating func mark(_ key: UInt64) -> (value: Value, newlyMarked: Bool)? {
+        makeUnique()
+        let leafIndex = key &>> UInt64(SparseNode.bitsPerLevel)
+        let leaf: UnsafeMutableRawPointer
+        if let cached = storage.markedLeaf, storage.markedLeafIndex == leafIndex {
+            #if DEBUG
+            precondition(self.leaf(containing: key) == cached, "key \(key): the leaf of the last mark is stale")
+            #endif
+            leaf = cached
+        } else {
+            guard let found = self.leaf(containing: key) else { return nil }
+            storage.markedLeaf = found
+            storage.markedLeafIndex = leafIndex
+            leaf = found
+        }
+        let slot = Int(truncatingIfNeeded: key) & SparseNode.slotMask
+        let bit: UInt64 = 1 &<< UInt64(slot)
+        guard SparseNode.bitmap(leaf) & bit != 0 else { return nil }
+        let value = Self.value(in: leaf, slot: slot)
+        let marks = SparseNode.marks(leaf)
+        guard marks & bit == 0 else { return (value, false) }
+        SparseNode.setMarks(leaf, marks | bit)
+        storage.markedCount &+= 1
+        return (value, true)
     }
 
     /// A stored key found ahead of marking it: its leaf and its value. A caller that marks many keys

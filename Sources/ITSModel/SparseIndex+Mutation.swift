@@ -34,6 +34,7 @@ extension SparseIndex {
         guard let removed = Self.erase(key, from: root, level: storage.height - 1, storage: storage) else {
             return nil
         }
+        storage.markedLeaf = nil
         storage.count -= 1
         storage.trimRoot()
         debugCheckAfterMutation(key)

@@ -114,6 +114,14 @@ extension SparseIndex {
         @exclusivity(unchecked) @usableFromInline var leafNodes: Int = 0
         /// Debug builds: occupied leaf slots, tallied from bitmap changes (``SparseIndex/setLeafBitmap(_:_:storage:)``).
         @exclusivity(unchecked) @usableFromInline var leafPopulation: Int = 0
+        /// The leaf ``SparseIndex/mark(_:)`` walked to last and the keys it covers (key / 64), so
+        /// that a run of marks in one leaf — LPIs with nearby INTIDs made pending one after
+        /// another — walks the tree once. Set only by `mark(_:)`, on storage it has made unique;
+        /// cleared by ``SparseIndex/erase(_:)``, the only operation that frees nodes (a copy and a
+        /// new storage start without one). Stores only add nodes and growing the height keeps the
+        /// leaves, so the leaf stays the one covering those keys until an erase.
+        @exclusivity(unchecked) @usableFromInline var markedLeaf: UnsafeMutableRawPointer?
+        @exclusivity(unchecked) @usableFromInline var markedLeafIndex: UInt64 = 0
 
         @usableFromInline init() {}
 

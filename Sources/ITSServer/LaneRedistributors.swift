@@ -35,12 +35,15 @@ public struct LaneRedistributors: RedistributorOperations {
     private var touched: [Bool]
     /// `lanes.lanes.count`, kept here: vCPU n goes to lane n % laneCount (``LaneGroup/laneIndex(of:)``).
     private let laneCount: Int
+    /// laneCount - 1 when laneCount is a power of two (n % laneCount is then n & laneMask), else -1.
+    private let laneMask: Int
 
     public init(vm: VMKey, vcpuCount: Int, lanes: LaneGroup) {
         self.vm = vm
         self.vcpuCount = vcpuCount
         self.lanes = lanes
         laneCount = lanes.lanes.count
+        laneMask = laneCount.nonzeroBitCount == 1 ? laneCount - 1 : -1
         batches = Array(repeating: [], count: lanes.lanes.count)
         touched = Array(repeating: false, count: lanes.lanes.count)
         backgroundWork = Array(repeating: 0, count: vcpuCount)
@@ -54,11 +57,62 @@ public struct LaneRedistributors: RedistributorOperations {
     /// Queues an item for the lane owning `vcpu` in order with the LPI operations. A batch starts
     /// with the time its first item was queued: where inject-to-acknowledge latencies start.
     public mutating func queue(_ work: consuming LaneWork, for vcpu: VCPUIndex) {
-        let lane = Int(vcpu.rawValue) % laneCount
+        let lane = laneIndex(of: vcpu)
         if batches[lane].isEmpty { batches[lane].append(.clock(uv_hrtime())) }
         batches[lane].append(work)
         if !touched[lane] { touched[lane] = true }
         itemsQueued &+= 1
+    }
+
+    /// The lane that owns `vcpu`, as ``LaneGroup/laneIndex(of:)`` gives it, with a mask instead of a
+    /// division when the number of lanes is a power of two.
+    @inline(__always) private func laneIndex(of vcpu: VCPUIndex) -> Int {
+        laneMask >= 0 ? Int(vcpu.rawValue) & laneMask : Int(vcpu.rawValue) % laneCount
+    }
+
+    /// The translations' LPIs made pending, in order: the items ``setPending(_:on:)`` queues for
+    /// each, with one access to a lane's batch per run of translations to that lane, whose items
+    /// are appended together.
+    public mutating func setPending(_ translations: UnsafeBufferPointer<ITS.Translation>) {
+        var start = 0
+        while start < translations.count {
+            let lane = laneIndex(of: translations[start].vcpu)
+            var end = start &+ 1
+            while end < translations.count, laneIndex(of: translations[end].vcpu) == lane { end &+= 1 }
+            Self.append(UnsafeBufferPointer(rebasing: translations[start ..< end]), of: vm, to: &batches[lane])
+            if !touched[lane] { touched[lane] = true }
+            itemsQueued &+= end &- start
+            start = end
+        }
+    }
+
+    /// Appends a set-pending item per translation to `batch`, after the clock when the batch starts
+    /// with them (as ``queue(_:for:)`` does). Static, so that the batch is the only thing borrowed.
+    private static func append(_ run: UnsafeBufferPointer<ITS.Translation>, of vm: VMKey, to batch: inout [LaneWork]) {
+        if batch.isEmpty { batch.append(.clock(uv_hrtime())) }
+        batch.append(contentsOf: SetPendingItems(vm: vm, run: run))
+    }
+
+    /// The set-pending items of a run of translations, as a sequence whose length is known, so that
+    /// appending them grows the batch once and checks its uniqueness once.
+    private struct SetPendingItems: Sequence, IteratorProtocol {
+        let vm: VMKey
+        let run: UnsafeBufferPointer<ITS.Translation>
+        var position = 0
+
+        init(vm: VMKey, run: UnsafeBufferPointer<ITS.Translation>) {
+            self.vm = vm
+            self.run = run
+        }
+
+        var underestimatedCount: Int { run.count &- position }
+
+        mutating func next() -> LaneWork? {
+            guard position < run.count else { return nil }
+            let translation = run[position]
+            position &+= 1
+            return .lpi(vm, translation.vcpu, .setPending(translation.intid))
+        }
     }
 
     /// Queues a barrier to every lane queued to since the last call, behind what was queued

@@ -52,6 +52,18 @@ struct MSIStatistics {
         }
     }
 
+    /// ``count(_:injected:from:)`` for a run of MSIs from one device: `injected` of them injected
+    /// and `blocked` blocked, counted as that many calls would count them.
+    @inline(__always)
+    mutating func count(_ device: DeviceID, injected runInjected: UInt64, blocked runBlocked: UInt64, from source: MSISource) {
+        bySource[source.rawValue] &+= runInjected &+ runBlocked
+        if device.rawValue != current { switchDevice(to: device.rawValue) }
+        injected &+= runInjected
+        currentCounters.injected &+= runInjected
+        blocked &+= runBlocked
+        currentCounters.blocked &+= runBlocked
+    }
+
     private mutating func switchDevice(to device: UInt32) {
         fold()
         current = device

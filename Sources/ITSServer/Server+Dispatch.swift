@@ -70,6 +70,65 @@ extension Server {
         return true
     }
 
+    /// The MSIs of an INJECT_BATCH into a VM's ITS and lanes, with the outcomes of
+    /// ``ITS/signal(_:_:redistributors:)`` for each pair in turn, each counted in `msis`; returns
+    /// how many were injected and blocked.
+    ///
+    /// Up to 64 pairs at a time: they are read into buffers on the stack, translated in one call
+    /// (``ITS/translateEach(_:_:into:)``, whose result says which translated), the translated ones
+    /// queued to the lanes in one call (``LaneRedistributors/setPending(_:)``), and each run of pairs
+    /// from one device counted at once. Nothing outside the ITS reads the lanes' queues in between,
+    /// so translating a chunk before queuing any of it changes nothing seen.
+    /// - Context: the loop thread.
+    static func inject(_ batch: InjectBatch, its: inout ITS, operations: inout LaneRedistributors,
+                       msis: inout MSIStatistics) -> (injected: UInt32, blocked: UInt32)
+    {
+        let limit = ITS.outcomeBatchLimit
+        return withUnsafeTemporaryAllocation(of: DeviceID.self, capacity: limit) { devices in
+            withUnsafeTemporaryAllocation(of: EventID.self, capacity: limit) { events in
+                withUnsafeTemporaryAllocation(of: ITS.Translation.self, capacity: limit) { translations in
+                    var injected: UInt32 = 0
+                    var chunk = 0
+                    // SAFETY: chunk < limit at every store (the chunk is flushed when it reaches
+                    // limit), and translateEach writes at most chunk <= limit translations.
+                    func flush() {
+                        let outcomes = its.translateEach(UnsafeBufferPointer(rebasing: devices[..<chunk]),
+                                                         UnsafeBufferPointer(rebasing: events[..<chunk]),
+                                                         into: translations)
+                        let translated = outcomes.nonzeroBitCount
+                        operations.setPending(UnsafeBufferPointer(rebasing: translations[..<translated]))
+                        countRuns(outcomes)
+                        injected &+= UInt32(translated)
+                        chunk = 0
+                    }
+                    func countRuns(_ outcomes: UInt64) {
+                        var start = 0
+                        while start < chunk {
+                            let device = devices[start]
+                            var end = start &+ 1
+                            while end < chunk, devices[end] == device { end &+= 1 }
+                            let length = end &- start
+                            // The run's bits of `outcomes` (a run of 64 is the whole chunk: no mask).
+                            let run = length == 64 ? outcomes : outcomes >> UInt64(start) & (1 &<< UInt64(length) &- 1)
+                            let runInjected = UInt64(run.nonzeroBitCount)
+                            msis.count(device, injected: runInjected, blocked: UInt64(length) &- runInjected,
+                                       from: .injectBatch)
+                            start = end
+                        }
+                    }
+                    batch.forEach { entry in
+                        devices[chunk] = DeviceID(entry.deviceID.rawValue)
+                        events[chunk] = EventID(entry.eventID.rawValue)
+                        chunk &+= 1
+                        if chunk == limit { flush() }
+                    }
+                    if chunk > 0 { flush() }
+                    return (injected, UInt32(batch.count) &- injected)
+                }
+            }
+        }
+    }
+
     /// The VM of a request that may carry NO_REPLY.
     static func vmOfNoReplyRequest(_ message: Message) -> VMID? {
         switch message {
@@ -185,14 +244,7 @@ extension Server {
                 batch.forEach { vm.msis.count(DeviceID($0.deviceID.rawValue), injected: false, from: .injectBatch) }
                 return fail(.itsDisabled)
             }
-            var injected: UInt32 = 0
-            var blocked: UInt32 = 0
-            batch.forEach { entry in
-                let device = DeviceID(entry.deviceID.rawValue)
-                let result = vm.its.signal(device, EventID(entry.eventID.rawValue), redistributors: &vm.operations)
-                vm.msis.count(device, injected: result.isSuccess, from: .injectBatch)
-                if result.isSuccess { injected += 1 } else { blocked += 1 }
-            }
+            let (injected, blocked) = Self.inject(batch, its: &vm.its, operations: &vm.operations, msis: &vm.msis)
             markDirty(vm)
             if frame.noReply {
                 if blocked > 0 { fail(.translationBlocked, detail: blocked) }
