@@ -55,42 +55,26 @@ extension ITS {
     /// The translations of a batch of MSIs, pair by pair as ``translate(_:_:)`` would give them,
     /// written in order to the start of `translations` (which has room for `devices.count`); the
     /// pairs that do not translate are left out. Returns how many were written. Counts as
-    /// ``translate(_:_:)`` does for each pair. One call per batch, so that a cache hit costs a
-    /// lookup and a store and nothing crosses a module boundary per MSI.
-    /// - Context: the ITS's thread; the hot path of INJECT_BATCH.
+    /// ``translate(_:_:)`` does for each pair. ``translateEach(_:_:into:)`` per 64 pairs, the path
+    /// the server's INJECT_BATCH takes, so that `its-bench translate` measures that path.
+    /// - Context: the ITS's thread.
     public mutating func translate(_ devices: UnsafeBufferPointer<DeviceID>, _ events: UnsafeBufferPointer<EventID>,
                                    into translations: UnsafeMutableBufferPointer<Translation>) -> Int
     {
         precondition(devices.count == events.count && translations.count >= devices.count,
                      "one EventID per DeviceID and room for every translation")
-        guard enabled else {
-            counters.translaterWritesIgnored &+= UInt64(devices.count)
-            return 0
-        }
-        let deviceLimit = UInt64(1) << UInt64(configuration.deviceIDBits)
-        let eventBits = UInt64(configuration.eventIDBits)
-        let eventLimit = UInt64(1) << eventBits
         var written = 0
-        var hits: UInt64 = 0
-        for index in devices.indices {
-            let device = devices[index]
-            let event = events[index]
-            guard UInt64(device.rawValue) < deviceLimit, UInt64(event.rawValue) < eventLimit else {
-                counters.translationsBlocked &+= 1
-                continue
-            }
-            let key = UInt64(device.rawValue) << eventBits | UInt64(event.rawValue)
-            // SAFETY (both stores): written <= index < devices.count <= translations.count.
-            if let hit = translationCache.load(key) {
-                hits &+= 1
-                translations[written] = hit
-                written &+= 1
-            } else if case .success(let translation) = translateUncached(device, event, key: key) {
-                translations[written] = translation
-                written &+= 1
-            }
+        var start = 0
+        while start < devices.count {
+            let end = min(start + Self.outcomeBatchLimit, devices.count)
+            // SAFETY: written <= start, so the room left, translations.count - written, is at least
+            // devices.count - start >= end - start, the pairs of this chunk.
+            let outcomes = translateEach(UnsafeBufferPointer(rebasing: devices[start ..< end]),
+                                         UnsafeBufferPointer(rebasing: events[start ..< end]),
+                                         into: UnsafeMutableBufferPointer(rebasing: translations[written...]))
+            written += outcomes.nonzeroBitCount
+            start = end
         }
-        counters.translationHits &+= hits
         return written
     }
 
