@@ -10,9 +10,9 @@ import ITSWire
 /// ```swift
 /// let slots = try AcknowledgeSlots(count: 2)
 /// var slot = slots[0]
+/// let wake = try vm.vcpu(0).makeNotifier()        // the eventfd the slot's changes are told through
 /// _ = try slot.arm(priorityMask: 0xFF)            // before SET: nothing pending is missed
 /// try vm.vcpu(0).setAcknowledgeSlot(slot)
-/// let wake = try vm.vcpu(0).makeNotifier()
 /// // The vCPU thread, after poll(wake) and ITSVCPU.drain(wake):
 /// try cpu.takeAcknowledged(from: &slot) { lpi in deliver(lpi.intid) }
 /// ```
@@ -129,7 +129,8 @@ public struct AcknowledgeSlot: Sendable {
     }
 
     /// Take: the delivered LPI, if the slot holds one, and the slot armed again with the same mask.
-    /// A slot that is ARMED and has no `more` is left as it is.
+    /// A slot that is ARMED and has no `more` is left as it is; an IDLE one is armed (after `disarm()`,
+    /// take only to arm again).
     /// - Throws: `.protocolViolation` when the slot holds a word no side may write.
     /// - Context: the vCPU thread that owns this value; never blocks.
     public mutating func take() throws(ITSClientError) -> Found {

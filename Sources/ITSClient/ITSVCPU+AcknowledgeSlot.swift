@@ -7,9 +7,9 @@ import ITSWire
 /// ```swift
 /// let slots = try AcknowledgeSlots(count: 1)
 /// var slot = slots[0]
+/// let wake = try cpu.makeNotifier()              // the eventfd the slot's changes are told through
 /// _ = try slot.arm()
 /// try cpu.setAcknowledgeSlot(slot)
-/// let wake = try cpu.makeNotifier()
 /// // The vCPU thread, each time `wake` polls readable:
 /// _ = ITSVCPU.drain(wake)                          // read the eventfd first, then the slot
 /// try cpu.takeAcknowledged(from: &slot) { lpi in deliver(lpi.intid) }

@@ -293,8 +293,6 @@ extension Redistributor {
 
     // MARK: - Pending and deliverable sets
 
-    /// The rest of making `intid` pending once its record is marked: `newly` tells whether the mark
-    /// is new (else the signal merges with the pending LPI); an enabled LPI becomes deliverable.
     /// Why `intid` cannot be made pending here, counted, or nil when it may be: LPIs disabled
     /// (GICR_CTLR.EnableLPIs 0) or an INTID outside the range in force.
     @inline(__always) mutating func refusesPending(_ intid: INTID) -> LPIPendOutcome? {
@@ -309,6 +307,8 @@ extension Redistributor {
         return nil
     }
 
+    /// The rest of making `intid` pending once its record is marked: `newly` tells whether the mark
+    /// is new (else the signal merges with the pending LPI); an enabled LPI becomes deliverable.
     mutating func pendingMarked<S: LPIDeliverySink>(_ intid: INTID, newly: Bool, config: LPIConfig,
                                                     sink: inout S) -> LPIPendOutcome
     {

@@ -44,6 +44,9 @@ public final class AcknowledgeSlot: Hashable, @unchecked Sendable {
         let (end, overflow) = offset.addingReportingOverflow(8)
         guard !overflow, status.st_size >= 0, end <= UInt64(status.st_size) else { throw .beyondFileSize }
         let pageSize = UInt64(sysconf(Int32(_SC_PAGESIZE)))
+        // A huge-page file (hugetlbfs) would map and unmap in huge pages, not in the one page kept
+        // here: only files whose block is the page size are taken.
+        guard UInt64(status.st_blksize) == pageSize else { throw .notMappable }
         let pageOffset = offset - offset % pageSize
         let within = Int(offset - pageOffset)
         guard let mapped = mmap(nil, Int(pageSize), PROT_READ | PROT_WRITE, MAP_SHARED, fd, off_t(pageOffset)),
@@ -62,15 +65,19 @@ public final class AcknowledgeSlot: Hashable, @unchecked Sendable {
     public static func == (a: AcknowledgeSlot, b: AcknowledgeSlot) -> Bool { a === b }
     public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
 
-    /// The word as it is now (acquire).
+    /// The word as it is now (acquire). The word is little-endian in memory, as the protocol says.
     @inline(__always)
-    func load() -> AckSlotWord { AckSlotWord(rawValue: its_atomic_load_u64(word)) }
+    func load() -> AckSlotWord { AckSlotWord(rawValue: UInt64(littleEndian: its_atomic_load_u64(word))) }
 
     /// Replaces `expected` by `desired` if the word still holds `expected`; returns the word found.
     @inline(__always)
     func compareExchange(_ expected: AckSlotWord, _ desired: AckSlotWord) -> (exchanged: Bool, found: AckSlotWord) {
-        var found = expected.rawValue
-        let exchanged = its_atomic_cas_u64(word, &found, desired.rawValue) != 0
-        return (exchanged, AckSlotWord(rawValue: found))
+        var found = expected.rawValue.littleEndian
+        let exchanged = its_atomic_cas_u64(word, &found, desired.rawValue.littleEndian) != 0
+        return (exchanged, AckSlotWord(rawValue: UInt64(littleEndian: found)))
     }
+
+    /// Sets `more` whatever else the word holds: the one change that cannot lose a race with the VMM.
+    @inline(__always)
+    func setMore() { _ = its_atomic_fetch_or_u64(word, AckSlotWord.moreBit.littleEndian) }
 }

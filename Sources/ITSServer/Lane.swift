@@ -388,7 +388,9 @@ final class LaneState {
     /// highest-priority deliverable LPI above its mask, acknowledged; and when LPIs stay deliverable
     /// that the slot did not take, `more` is set. Each change is a compare-and-swap from the word
     /// read, followed by a write of the notify eventfd. A VMM changing the word at the same moment
-    /// makes the lane read it again, a few times at most, so that no VMM can hold the lane here.
+    /// makes the lane read it again, a few times at most, so that no VMM can hold the lane here;
+    /// if LPIs are still deliverable then, `more` is set by an atomic OR, which cannot fail, so
+    /// that a VMM that keeps taking as fast as it can is told to ask.
     private func serveSlot(_ box: LaneRedistributor, _ state: LaneVM, vm: VMKey, vcpu: VCPUIndex) {
         guard let slot = box.slot else { return }
         var word = slot.load()
@@ -420,6 +422,9 @@ final class LaneState {
             if exchanged { return signalNotify(state, vcpu: vcpu) }
             word = found
         }
+        guard word.state != nil, box.value.deliverableCount > 0, Self.peek(&box.value, mask: slot.lastMask) != nil else { return }
+        slot.setMore()
+        signalNotify(state, vcpu: vcpu)
     }
 
     /// How many times ``serveSlot(_:_:vm:vcpu:)`` reads a slot that keeps changing under it.
@@ -557,8 +562,10 @@ final class LaneState {
             case .setNotifyFD(let fd):
                 if let old = vms[vm]?.notifyFDs[vcpu.rawValue] { close(old) }
                 vms[vm]?.notifyFDs[vcpu.rawValue] = fd
-                // Something may be deliverable already: the new eventfd hears of it at once.
-                if let fd, redistributor.deliverableCount > 0 {
+                // Something may be deliverable already, or waiting in the slot (delivered, or
+                // `more`, before there was an eventfd to write): the new eventfd hears of it at once.
+                let slotWord = vms[vm]?.redistributor(vcpu)?.slot?.load()
+                if let fd, redistributor.deliverableCount > 0 || slotWord?.state == .delivered || slotWord?.more == true {
                     var one: UInt64 = 1
                     _ = write(fd, &one, 8)
                 }

@@ -254,13 +254,20 @@ final class AcknowledgeSlots {
 
     init(count: Int) throws {
         length = max(4096, (count * Self.stride + 4095) & ~4095)
-        memfd = its_memfd_create("its-load-ack-slots", 1)
-        guard memfd >= 0 else { throw ToolError.system("memfd_create") }
-        guard ftruncate(memfd, off_t(length)) == 0 else { throw ToolError.system("ftruncate") }
-        guard its_add_seals(memfd, its_seal_shrink() | its_seal_grow()) == 0 else { throw ToolError.system("F_ADD_SEALS") }
-        guard let mapped = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0), mapped != MAP_FAILED else {
-            throw ToolError.system("mmap")
+        let fd = its_memfd_create("its-load-ack-slots", 1)
+        guard fd >= 0 else { throw ToolError.system("memfd_create") }
+        var mapped: UnsafeMutableRawPointer?
+        if ftruncate(fd, off_t(length)) == 0, its_add_seals(fd, its_seal_shrink() | its_seal_grow()) == 0,
+           let pointer = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), pointer != MAP_FAILED
+        {
+            mapped = pointer
         }
+        guard let mapped else {
+            let failure = ToolError.system("acknowledge slot memfd")
+            close(fd)
+            throw failure
+        }
+        memfd = fd
         memory = mapped
     }
 

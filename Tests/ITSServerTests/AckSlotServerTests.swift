@@ -201,6 +201,26 @@ final class SharedSlot: @unchecked Sendable {
 }
 
 extension AckSlotServerTests {
+    /// SET_ACK_SLOT before SET_VCPU_NOTIFY with an LPI pending: the slot takes the LPI while there
+    /// is no eventfd to write, so the eventfd set next is written at once, as for a deliverable LPI.
+    @Test func anEventfdSetAfterTheSlotHearsOfWhatTheSlotHolds() throws {
+        let log = AckSlotLog()
+        _ = try runServer("ack-slot-order") { path in
+            guard let vm = ClientVM.hello(path), vm.createProgrammedVM(), let slot = SharedSlot() else { return }
+            log.statuses.append(Self.inject(vm, 0))
+            slot.store(.armed(priorityMask: 0xFF))
+            log.statuses.append(Self.setSlot(vm, slot)?.status)
+            log.words.append(slot.value)
+            let notify = its_eventfd(0, 1)
+            defer { close(notify) }
+            log.statuses.append(vm.call(.setVCPUNotify(vm.vm, Self.vcpu), fds: [notify])?.status)
+            log.signals.append(Self.signalled(notify))
+        }
+        #expect(log.statuses == [.ok, .ok, .ok])
+        #expect(log.words == [.delivered(intid: 8192, priority: 0xA0)])
+        #expect(log.signals == [true], "the eventfd set after the slot took the LPI was written")
+    }
+
     /// A second connection to `vm`'s VM, attached as an operator.
     private static func secondConnection(_ path: String, _ vm: ClientVM) -> ClientVM? {
         guard let client = TestClient(path: path) else { return nil }
@@ -236,11 +256,18 @@ extension AckSlotServerTests {
                     for intid in intids { log.taken[Int(intid) - 8192] += 1 }
                 }
                 var quiet = false
+                var barrierPassed = false
                 while !quiet {
                     let done = injecting.load(ordering: .acquiring) == 0
+                    // Once the injectors are done, an HPPI on the vCPU is answered by its lane after
+                    // every MSI queued before it: the quiet that follows is the lane's.
+                    if done, !barrierPassed {
+                        _ = consumer.call(.hppi(vm.vm, Self.vcpu))
+                        barrierPassed = true
+                    }
                     var poller = pollfd(fd: notify, events: Int16(POLLIN), revents: 0)
                     guard poll(&poller, 1, 50) == 1 else {
-                        quiet = done
+                        quiet = done && barrierPassed
                         continue
                     }
                     _ = Self.signalled(notify)
@@ -287,6 +314,7 @@ extension AckSlotServerTests {
             log.left = vm.drain(1)
             log.deliveries = Self.serverStat(vm, "ack_slot_deliveries_total")
             log.invalid = Self.serverStat(vm, "ack_slot_invalid_total")
+            log.acknowledged = Self.serverStat(vm, "vcpu_1_lpis_acknowledged_total", of: vm.vm)
         }
         #expect(log.injectFailures == 0)
         #expect(log.pendingWhenQuiet == [], "an LPI stayed pending while the eventfd was quiet")
@@ -295,6 +323,8 @@ extension AckSlotServerTests {
         #expect(log.fromSlot > 0 && log.deliveries.map { $0 >= Int64(log.fromSlot) } == true,
                 "the slot delivered \(log.fromSlot) (server: \(String(describing: log.deliveries)))")
         #expect(log.invalid == 0)
+        #expect(log.acknowledged == Int64(log.taken.reduce(0, +)),
+                "each LPI the server acknowledged was taken once: \(String(describing: log.acknowledged)) vs \(log.taken)")
     }
 }
 
@@ -304,7 +334,7 @@ final class AckSlotStressLog: @unchecked Sendable {
     var fromSlot = 0
     var injectFailures = 0
     var left, pendingWhenQuiet: [UInt32]?
-    var deliveries, invalid: Int64?
+    var deliveries, invalid, acknowledged: Int64?
 }
 
 final class AckSlotLog: @unchecked Sendable {

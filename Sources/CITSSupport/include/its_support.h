@@ -3,7 +3,7 @@
 //
 // The header uses only fixed-width types and `void *` for `struct msghdr *`, so that it includes no
 // system header under different feature macros than Swift's Glibc module; its_support.c includes
-// them with _GNU_SOURCE. Every function is a thin wrapper with no logic of its own; the two
+// them with _GNU_SOURCE. Every function is a thin wrapper with no logic of its own; the three
 // atomics are inline so that the hot paths calling them make no call.
 #ifndef ITS_SUPPORT_H
 #define ITS_SUPPORT_H
@@ -56,6 +56,12 @@ static inline uint64_t its_atomic_load_u64(const uint64_t *word) {
 /// `*expected` and now holds `desired`; otherwise returns 0 and leaves the value found in `*expected`.
 static inline int its_atomic_cas_u64(uint64_t *word, uint64_t *expected, uint64_t desired) {
     return __atomic_compare_exchange_n(word, expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+/// Atomic fetch-or (acquire-release) of a shared 64-bit word: sets `bits` whatever else the word
+/// holds, and returns the value it held before.
+static inline uint64_t its_atomic_fetch_or_u64(uint64_t *word, uint64_t bits) {
+    return __atomic_fetch_or(word, bits, __ATOMIC_ACQ_REL);
 }
 
 #endif
