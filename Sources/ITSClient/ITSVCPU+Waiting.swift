@@ -30,7 +30,7 @@ extension ITSVCPU {
                                               timeoutMicroseconds: microseconds))
         let reply = try connection.awaitReply(id, within: Self.replyTimeout(waiting: microseconds,
                                                                            reply: connection.replyTimeout))
-        guard case .waitAckReply(let lpi) = reply else { throw .unexpectedReply(request: .waitAck, reply: reply.opcode) }
+        guard case .waitAckReply(let lpi, _) = reply else { throw .unexpectedReply(request: .waitAck, reply: reply.opcode) }
         return lpi.intid == .spurious ? nil : lpi
     }
 

@@ -57,7 +57,7 @@ public struct ITSVCPU {
     /// - Context: the thread that owns the connection; blocks until the server answers.
     public func acknowledge(priorityMask: UInt8 = 0xFF) throws(ITSClientError) -> PendingLPI? {
         let reply = try vm.connection.call(.ack(vm.id, index, priorityMask: priorityMask))
-        guard case .ackReply(let lpi) = reply else { throw .unexpectedReply(request: .ack, reply: reply.opcode) }
+        guard case .ackReply(let lpi, _) = reply else { throw .unexpectedReply(request: .ack, reply: reply.opcode) }
         return lpi.intid == .spurious ? nil : lpi
     }
 

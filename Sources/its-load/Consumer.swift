@@ -134,7 +134,7 @@ final class Consumer: @unchecked Sendable {
             while true {
                 let reply = try connection.receive()
                 let time = monotonicNanoseconds()
-                guard case .waitAckReply(let lpi) = reply.message else { throw ToolError("WAIT_ACK: unexpected reply \(reply.message)") }
+                guard case .waitAckReply(let lpi, _) = reply.message else { throw ToolError("WAIT_ACK: unexpected reply \(reply.message)") }
                 if control.draining.load(ordering: .acquiring) || control.failed.load(ordering: .relaxed) {
                     if lpi.intid.rawValue != 1023 { try took(Int(lpi.intid.rawValue), at: time, wake: time, first: true) }
                     break
@@ -194,7 +194,7 @@ final class Consumer: @unchecked Sendable {
             var lastWasNone = false
             for _ in 0 ..< window {
                 let reply = try connection.receive()
-                guard case .ackReply(let lpi) = reply.message else { throw ToolError("ACK: unexpected reply \(reply.message)") }
+                guard case .ackReply(let lpi, _) = reply.message else { throw ToolError("ACK: unexpected reply \(reply.message)") }
                 let intid = Int(lpi.intid.rawValue)
                 if intid == 1023 {
                     lastWasNone = true
