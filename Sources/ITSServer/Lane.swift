@@ -388,6 +388,7 @@ final class LaneState {
     /// After an operation on the vCPU: its waiting WAIT_ACK takes an LPI above its mask, then its
     /// acknowledge slot serves (``serveSlot(_:_:vm:vcpu:)``). The WAIT_ACK's answer says `more` as
     /// ACK's does, so it is made once the slot has taken its own.
+    @inline(__always)
     private func serveTakers(_ box: LaneRedistributor, _ state: LaneVM, vm: VMKey, vcpu: VCPUIndex) {
         let answered = box.waiter != nil ? serveWaiter(box, vm: vm) : nil
         if box.slot != nil { serveSlot(box, state, vm: vm, vcpu: vcpu) }

@@ -293,11 +293,15 @@ extension Server {
             session.vcpuAsked(VMKey(id.rawValue), vcpu.rawValue)
             guard let vm = attachedVM(id, session, fail) else { return }
             guard vcpu.rawValue < vm.config.vcpuCount else { return fail(.noSuchVCPU, detail: UInt32(vcpu.rawValue)) }
-            let reportsMore = session.reportsMore
-            laneRequest(vm, vcpu, .acknowledge(priorityMask: Priority(mask)), session: session, frame: frame) { reply in
-                let (lpi, more) = Self.acknowledged(reply, reportsMore: reportsMore)
-                return .ackReply(lpi, more: more)
-            }
+            // Two closures that capture nothing, rather than one capturing the session's version:
+            // a capture would allocate a context for each ACK.
+            let answer: (LaneReply) -> Message = session.reportsMore
+                ? { reply in
+                    let (lpi, more) = Self.acknowledged(reply, reportsMore: true)
+                    return .ackReply(lpi, more: more)
+                }
+                : { reply in .ackReply(Self.wireLPI(reply), more: false) }
+            laneRequest(vm, vcpu, .acknowledge(priorityMask: Priority(mask)), session: session, frame: frame, answer: answer)
         case let .waitAck(id, vcpu, mask, timeout):
             session.vcpuAsked(VMKey(id.rawValue), vcpu.rawValue)
             guard let vm = attachedVM(id, session, fail) else { return }
