@@ -149,6 +149,7 @@
 #define ITS_WIRE_VM_GONE_DESTROYED 0u
 #define ITS_WIRE_VM_GONE_GRACE_EXPIRED 1u
 #define ITS_WIRE_LPI_ENABLED 0x1u
+#define ITS_WIRE_LPI_MORE 0x2u                /* ACK and WAIT_ACK replies, 1.2 connections only (added in 1.2) */
 #define ITS_WIRE_LPI_PENDING 0x2u             /* DUMP LPIS only */
 #define ITS_WIRE_VCPU_NOT_ROUTED 0xFFFFu      /* DUMP LPIS: the LPI targets no vCPU */
 #define ITS_WIRE_STATS_INCLUDE_SCHEMA 0x1u
@@ -453,7 +454,7 @@ ITS_WIRE_CHECK_AT(struct its_wire_set_ack_slot, offset, 8);
 struct its_wire_lpi {
     uint32_t intid;
     uint8_t priority;
-    uint8_t flags; /* ITS_WIRE_LPI_ENABLED */
+    uint8_t flags; /* ITS_WIRE_LPI_ENABLED; ITS_WIRE_LPI_MORE in ACK and WAIT_ACK replies */
     uint16_t reserved;
 };
 ITS_WIRE_CHECK_SIZE(struct its_wire_lpi, 8);

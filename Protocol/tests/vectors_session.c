@@ -190,6 +190,20 @@ static void lpi_8192(const uint8_t *in, size_t len, struct out *out) {
     put(out, &e, sizeof e);
 }
 
+static void lpi_8193_more(const uint8_t *in, size_t len, struct out *out) {
+    READ(struct its_wire_lpi, l, 0);
+    CHECK(l.intid == 8193 && l.priority == 0x80 && l.flags == (ITS_WIRE_LPI_ENABLED | ITS_WIRE_LPI_MORE));
+    struct its_wire_lpi e = {8193, 0x80, ITS_WIRE_LPI_ENABLED | ITS_WIRE_LPI_MORE, 0};
+    put(out, &e, sizeof e);
+}
+
+static void ack_all(const uint8_t *in, size_t len, struct out *out) {
+    READ(struct its_wire_ack, a, 0);
+    CHECK(a.vm == 1 && a.vcpu == 0 && a.priority_mask == 0xFF);
+    struct its_wire_ack e = {1, 0, 0xFF, 0};
+    put(out, &e, sizeof e);
+}
+
 static void ack(const uint8_t *in, size_t len, struct out *out) {
     READ(struct its_wire_ack, a, 0);
     CHECK(a.vm == 1 && a.vcpu == 0 && a.priority_mask == 0xF0);
@@ -348,5 +362,7 @@ const struct vector session_vectors[] = {
     {"39-set_ack_slot.reply.hex", ITS_WIRE_OP_SET_ACK_SLOT, REP, 39, 0, NULL},
     {"40-clear_ack_slot.request.hex", ITS_WIRE_OP_CLEAR_ACK_SLOT, REQ, 40, 0, vcpu_1_2},
     {"40-clear_ack_slot.reply.hex", ITS_WIRE_OP_CLEAR_ACK_SLOT, REP, 40, 0, NULL},
+    {"41-ack_more.request.hex", ITS_WIRE_OP_ACK, REQ, 41, 0, ack_all},
+    {"41-ack_more.reply.hex", ITS_WIRE_OP_ACK, REP, 41, 0, lpi_8193_more},
 };
 const size_t session_vector_count = sizeof session_vectors / sizeof session_vectors[0];

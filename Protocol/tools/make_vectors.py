@@ -85,9 +85,11 @@ TOKEN = [u64(0x1122334455667788, "token low 0x1122334455667788"),
 KEY = [u32(1, "vm 1"), u32(0x100, "device_id 0x100"), u32(2, "event_id 2")]
 
 
-def lpi(intid, prio, en):
+def lpi(intid, prio, en, more=False):
+    flags = (1 if en else 0) | (2 if more else 0)
+    names = [n for n, on in (("enabled", en), ("more", more)) if on]
     return [u32(intid, f"intid {intid}"), u8(prio, f"priority 0x{prio:02x}"),
-            u8(1 if en else 0, "flags enabled" if en else "flags 0"), zero(2)]
+            u8(flags, "flags " + ("|".join(names) or "0")), zero(2)]
 
 
 def chunk(vm, data, offset, total, last):
@@ -245,6 +247,10 @@ def main():
          note="Added in 1.2. The descriptor is a memfd sealed with F_SEAL_SHRINK; the slot is 8 bytes at offset 128.")
     pair(40, "clear_ack_slot", "CLEAR_ACK_SLOT", [u32(1, "vm 1"), u16(2, "vcpu 2"), zero(2)], [], 40,
          note="Added in 1.2.")
+    pair(41, "ack_more", "ACK", [u32(1, "vm 1"), u16(0, "vcpu 0"), u8(0xFF, "priority_mask 0xff"), zero(1)],
+         lpi(8193, 0x80, True, more=True), 41,
+         note="Added in 1.2: on a connection that agreed 1.2, the reply's flags bit 1 (more) says that\n"
+              "another ACK with the same mask would take an LPI now.")
 
 
 if __name__ == "__main__":

@@ -36,8 +36,9 @@ extension ITSVCPU {
     }
 
     /// Takes what `slot` holds and, when the slot says more may be deliverable, drains with ACK (at
-    /// the slot's mask) until none is left, as section 6.16b requires; then looks at the slot again,
-    /// since each ACK lets the server deliver into it. Calls `body` with each LPI, in the order taken,
+    /// the slot's mask) until a reply says none is left (``acknowledgeAll(priorityMask:_:)``), as
+    /// section 6.16b requires; then looks at the slot again, since each ACK lets the server deliver
+    /// into it. Calls `body` with each LPI, in the order taken,
     /// and returns how many. The slot stays armed with its mask.
     /// - Throws: what `acknowledge` throws; `.protocolViolation` for an invalid slot word.
     /// - Context: the thread that owns the connection and `slot`; blocks while it drains.
@@ -52,10 +53,7 @@ extension ITSVCPU {
                 taken += 1
             }
             guard found.mustDrain else { return taken }
-            while let lpi = try acknowledge(priorityMask: slot.priorityMask) {
-                body(lpi)
-                taken += 1
-            }
+            taken += try acknowledgeAll(priorityMask: slot.priorityMask, body)
         }
     }
 }

@@ -23,15 +23,7 @@ extension ITSVCPU {
     ///   `.versionNotAgreed` when HELLO agreed 1.0.
     /// - Context: the thread that owns the connection; blocks until the wait ends.
     public func waitAcknowledge(priorityMask: UInt8 = 0xFF, timeout: Duration?) throws(ITSClientError) -> PendingLPI? {
-        let connection = vm.connection
-        try connection.requireMinor(1, for: .waitAck)
-        let microseconds = Self.timeoutMicroseconds(timeout)
-        let id = try connection.send(.waitAck(vm.id, index, priorityMask: priorityMask,
-                                              timeoutMicroseconds: microseconds))
-        let reply = try connection.awaitReply(id, within: Self.replyTimeout(waiting: microseconds,
-                                                                           reply: connection.replyTimeout))
-        guard case .waitAckReply(let lpi) = reply else { throw .unexpectedReply(request: .waitAck, reply: reply.opcode) }
-        return lpi.intid == .spurious ? nil : lpi
+        try waitAcknowledgeReportingMore(priorityMask: priorityMask, timeout: timeout).lpi
     }
 
     /// WAKE: ends this vCPU's waiting `waitAcknowledge` (from any connection of the VM), which returns

@@ -10,7 +10,7 @@ import ITSWire
 /// ```swift
 /// let cpu = vm.vcpu(0)
 /// let wake = try cpu.makeNotifier()           // poll it; readable = an LPI became deliverable
-/// while let lpi = try cpu.acknowledge() { deliver(lpi.intid) }
+/// try cpu.acknowledgeAll { lpi in deliver(lpi.intid) }   // until a reply says nothing more
 /// ```
 public struct ITSVCPU {
     public let vm: ITSVM
@@ -53,12 +53,11 @@ public struct ITSVCPU {
     }
 
     /// ACK: takes the highest-priority deliverable LPI if its priority is numerically below
-    /// `priorityMask` (as ICC_PMR_EL1), clearing its pending bit; nil when there is none.
+    /// `priorityMask` (as ICC_PMR_EL1), clearing its pending bit; nil when there is none. To learn
+    /// whether more is deliverable too, see ``acknowledgeReportingMore(priorityMask:)``.
     /// - Context: the thread that owns the connection; blocks until the server answers.
     public func acknowledge(priorityMask: UInt8 = 0xFF) throws(ITSClientError) -> PendingLPI? {
-        let reply = try vm.connection.call(.ack(vm.id, index, priorityMask: priorityMask))
-        guard case .ackReply(let lpi) = reply else { throw .unexpectedReply(request: .ack, reply: reply.opcode) }
-        return lpi.intid == .spurious ? nil : lpi
+        try acknowledgeReportingMore(priorityMask: priorityMask).lpi
     }
 
     /// PENDING: every pending LPI of the vCPU, enabled or not, in INTID order, fetched page by page

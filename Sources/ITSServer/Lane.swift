@@ -280,6 +280,8 @@ final class LaneState {
                 perform(operation, vm: vm, vcpu: vcpu)
             case let .request(vm, vcpu, .waitAcknowledge(mask), ticket):
                 waitAcknowledge(vm, vcpu, mask: mask, ticket: ticket)
+            case let .request(vm, vcpu, .acknowledge(mask), ticket):
+                outgoing.append(.reply(ticket, acknowledge(vm, vcpu, mask: mask)))
             case let .request(vm, vcpu, .wake, ticket):
                 outgoing.append(.reply(ticket, wake(vm, vcpu)))
             case let .request(vm, vcpu, request, ticket):
@@ -317,8 +319,7 @@ final class LaneState {
         guard let state = laneVM(vm), let box = state.redistributor(vcpu) else { return nil }
         var edges = EdgeCollector()
         let result = body(&box.value, state.memory, &edges)
-        if box.waiter != nil { serveWaiter(box, state, vm: vm) }
-        if box.slot != nil { serveSlot(box, state, vm: vm, vcpu: vcpu) }
+        serveTakers(box, state, vm: vm, vcpu: vcpu)
         for edge in edges.vcpus { notify(state, vm: vm, vcpu: edge) }
         return result
     }
@@ -338,8 +339,7 @@ final class LaneState {
             }
             end += 1
         }
-        if box.waiter != nil { serveWaiter(box, state, vm: vm) }
-        if box.slot != nil { serveSlot(box, state, vm: vm, vcpu: vcpu) }
+        serveTakers(box, state, vm: vm, vcpu: vcpu)
         for edge in edges.vcpus { notify(state, vm: vm, vcpu: edge) }
         return end
     }
@@ -352,8 +352,7 @@ final class LaneState {
         }
         if let earlier = box.waiter { outgoing.append(.reply(earlier.ticket, .intid(.spurious, nil))) }
         box.waiter = (ticket, mask, vcpu)
-        serveWaiter(box, state, vm: vm)
-        if box.slot != nil { serveSlot(box, state, vm: vm, vcpu: vcpu) }
+        serveTakers(box, state, vm: vm, vcpu: vcpu)
         if box.waiter != nil, box.wakeLatched {
             box.wakeLatched = false
             box.waiter = nil
@@ -373,15 +372,42 @@ final class LaneState {
         return .done
     }
 
-    /// Answers the vCPU's waiting WAIT_ACK if an LPI above its mask is deliverable, acknowledging it.
-    private func serveWaiter(_ box: LaneRedistributor, _ state: LaneVM, vm: VMKey) {
-        guard let waiter = box.waiter else { return }
+    /// ACK on `vcpu`: acknowledges the highest-priority LPI above `mask`, lets the vCPU's waiting
+    /// WAIT_ACK and acknowledge slot take what they may, then says whether another ACK with `mask`
+    /// would take an LPI (PROTOCOL.md 6.16, `more`).
+    private func acknowledge(_ vm: VMKey, _ vcpu: VCPUIndex, mask: Priority) -> LaneReply {
+        guard let state = laneVM(vm), let box = state.redistributor(vcpu) else { return .gone }
         // One in-place access to the redistributor: reading `box.value` for each call would copy it.
+        let taken: (INTID, LPIConfig?)? = Self.acknowledge(&box.value, mask: mask)
+        if let (acknowledged, _) = taken { noteAcknowledged(acknowledged, vm: vm, vcpu: vcpu) }
+        serveTakers(box, state, vm: vm, vcpu: vcpu)
+        guard let (acknowledged, config) = taken else { return .acknowledged(.spurious, nil, more: false) }
+        return .acknowledged(acknowledged, config, more: Self.hasDeliverable(&box.value, mask: mask))
+    }
+
+    /// After an operation on the vCPU: its waiting WAIT_ACK takes an LPI above its mask, then its
+    /// acknowledge slot serves (``serveSlot(_:_:vm:vcpu:)``). The WAIT_ACK's answer says `more` as
+    /// ACK's does, so it is made once the slot has taken its own.
+    @inline(__always)
+    private func serveTakers(_ box: LaneRedistributor, _ state: LaneVM, vm: VMKey, vcpu: VCPUIndex) {
+        let answered = box.waiter != nil ? serveWaiter(box, vm: vm) : nil
+        if box.slot != nil { serveSlot(box, state, vm: vm, vcpu: vcpu) }
+        guard let (ticket, acknowledged, config, mask) = answered else { return }
+        let more = Self.hasDeliverable(&box.value, mask: mask)
+        outgoing.append(.reply(ticket, .acknowledged(acknowledged, config, more: more)))
+    }
+
+    /// Acknowledges for the vCPU's waiting WAIT_ACK if an LPI above its mask is deliverable, and
+    /// ends the wait; returns what the answer needs.
+    private func serveWaiter(_ box: LaneRedistributor, vm: VMKey)
+        -> (ticket: ReplyTicket, intid: INTID, config: LPIConfig?, mask: Priority)?
+    {
+        guard let waiter = box.waiter else { return nil }
         let taken: (INTID, LPIConfig?)? = Self.acknowledge(&box.value, mask: waiter.mask)
-        guard let (acknowledged, config) = taken else { return }
+        guard let (acknowledged, config) = taken else { return nil }
         box.waiter = nil
         noteAcknowledged(acknowledged, vm: vm, vcpu: waiter.vcpu)
-        outgoing.append(.reply(waiter.ticket, .intid(acknowledged, config)))
+        return (waiter.ticket, acknowledged, config, waiter.mask)
     }
 
     /// The vCPU's acknowledge slot after an operation (PROTOCOL.md 6.16b): an ARMED slot takes the
@@ -434,6 +460,11 @@ final class LaneState {
     private static func peek(_ redistributor: inout Redistributor, mask: Priority) -> (INTID, LPIConfig?)? {
         guard let intid = redistributor.highestPriorityPending(priorityMask: mask) else { return nil }
         return (intid, redistributor.lpis.load(UInt64(intid.rawValue))?.config)
+    }
+
+    /// Whether an ACK with `mask` would take an LPI now.
+    private static func hasDeliverable(_ redistributor: inout Redistributor, mask: Priority) -> Bool {
+        redistributor.deliverableCount > 0 && redistributor.highestPriorityPending(priorityMask: mask) != nil
     }
 
     /// Writes 1 to the vCPU's notify eventfd, if it has one.
@@ -551,12 +582,6 @@ final class LaneState {
             case .highestPriorityPending(let mask):
                 let intid = redistributor.highestPriorityPending(priorityMask: mask)
                 return .intid(intid ?? .spurious, intid.flatMap { redistributor.lpis.load(UInt64($0.rawValue))?.config })
-            case .acknowledge(let mask):
-                let intid = redistributor.highestPriorityPending(priorityMask: mask)
-                let config = intid.flatMap { redistributor.lpis.load(UInt64($0.rawValue))?.config }
-                let acknowledged = redistributor.acknowledge(priorityMask: mask)
-                if acknowledged != .spurious { noteAcknowledged(acknowledged, vm: vm, vcpu: vcpu) }
-                return .intid(acknowledged, config)
             case let .pendingLPIs(from, limit):
                 return .pending(redistributor.pendingLPIs(from: from, limit: limit))
             case .setNotifyFD(let fd):
@@ -575,8 +600,8 @@ final class LaneState {
                 // goes into an ARMED slot at once.
                 vms[vm]?.redistributor(vcpu)?.slot = slot
                 return .done
-            case .waitAcknowledge, .wake:
-                preconditionFailure("WAIT_ACK and WAKE are handled by waitAcknowledge(_:_:mask:ticket:) and wake(_:_:)")
+            case .acknowledge, .waitAcknowledge, .wake:
+                preconditionFailure("ACK, WAIT_ACK and WAKE are handled by acknowledge(_:_:mask:), waitAcknowledge(_:_:mask:ticket:) and wake(_:_:)")
             case .snapshot:
                 return .redistributor(redistributor)
             case let .lpis(from, limit):

@@ -76,6 +76,10 @@ public enum LaneReply: Sendable {
     /// invalidate its translations).
     case mmioWrite(MMIOIgnoredReason?, disabledLPIs: Bool)
     case intid(INTID, LPIConfig?)
+    /// What ACK, or WAIT_ACK, acknowledged (spurious: nothing), and whether the vCPU still has an
+    /// LPI above the request's mask once its waiting WAIT_ACK and acknowledge slot have taken
+    /// theirs: another ACK with that mask would take it (PROTOCOL.md 6.16, `more`).
+    case acknowledged(INTID, LPIConfig?, more: Bool)
     case pending(PendingPage)
     case done
     case redistributor(Redistributor)

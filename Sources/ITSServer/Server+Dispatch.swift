@@ -293,9 +293,15 @@ extension Server {
             session.vcpuAsked(VMKey(id.rawValue), vcpu.rawValue)
             guard let vm = attachedVM(id, session, fail) else { return }
             guard vcpu.rawValue < vm.config.vcpuCount else { return fail(.noSuchVCPU, detail: UInt32(vcpu.rawValue)) }
-            laneRequest(vm, vcpu, .acknowledge(priorityMask: Priority(mask)), session: session, frame: frame) { reply in
-                .ackReply(Self.wireLPI(reply))
-            }
+            // Two closures that capture nothing, rather than one capturing the session's version:
+            // a capture would allocate a context for each ACK.
+            let answer: (LaneReply) -> Message = session.reportsMore
+                ? { reply in
+                    let (lpi, more) = Self.acknowledged(reply, reportsMore: true)
+                    return .ackReply(lpi, more: more)
+                }
+                : { reply in .ackReply(Self.wireLPI(reply), more: false) }
+            laneRequest(vm, vcpu, .acknowledge(priorityMask: Priority(mask)), session: session, frame: frame, answer: answer)
         case let .waitAck(id, vcpu, mask, timeout):
             session.vcpuAsked(VMKey(id.rawValue), vcpu.rawValue)
             guard let vm = attachedVM(id, session, fail) else { return }
@@ -384,9 +390,20 @@ extension Server {
     }
 
     static func wireLPI(_ reply: LaneReply) -> ITSWire.PendingLPI {
-        guard case let .intid(intid, config) = reply else { return ITSWire.PendingLPI(intid: Wire.INTID(rawValue: 1023), priority: 0xFF) }
-        return ITSWire.PendingLPI(intid: Wire.INTID(rawValue: intid.rawValue), priority: config?.priority.rawValue ?? 0xFF,
-                                  enabled: config?.isEnabled ?? false)
+        switch reply {
+        case let .intid(intid, config), let .acknowledged(intid, config, _):
+            return ITSWire.PendingLPI(intid: Wire.INTID(rawValue: intid.rawValue), priority: config?.priority.rawValue ?? 0xFF,
+                                      enabled: config?.isEnabled ?? false)
+        default:
+            return .none
+        }
+    }
+
+    /// An ACK or WAIT_ACK reply from the lane's answer: the LPI, and `more` only for a session that
+    /// agreed 1.2 or later (``Session/reportsMore``), since an older client knows no such bit.
+    static func acknowledged(_ reply: LaneReply, reportsMore: Bool) -> (lpi: ITSWire.PendingLPI, more: Bool) {
+        guard reportsMore, case .acknowledged(_, _, more: true) = reply else { return (wireLPI(reply), false) }
+        return (wireLPI(reply), true)
     }
 
     /// Sends `request` to the lane of `vcpu`; the reply (built by `answer`) goes out in order.

@@ -20,9 +20,10 @@ extension Server {
                          frame: Frame)
     {
         counters.waitAcknowledges &+= 1
-        let answer: (LaneReply) -> Message = { [key = vm.key] reply in
+        let answer: (LaneReply) -> Message = { [key = vm.key, reportsMore = session.reportsMore] reply in
             if case .gone = reply { return .error(.waitAck, ErrorReport(.noSuchVM, detail: key.rawValue)) }
-            return .waitAckReply(Self.wireLPI(reply))
+            let (lpi, more) = Self.acknowledged(reply, reportsMore: reportsMore)
+            return .waitAckReply(lpi, more: more)
         }
         // Zero: do not wait — an ACK with WAIT_ACK's reply.
         guard timeoutMicroseconds != 0 else {

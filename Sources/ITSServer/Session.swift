@@ -59,6 +59,9 @@ final class Session {
 
     var capabilities: Capabilities { hello?.capabilities ?? [] }
     var maxInFlight: Int { Int(hello?.limits.maxInFlight ?? 1) }
+    /// Whether ACK and WAIT_ACK replies may carry flags bit 1, `more`: HELLO agreed 1.2 or later
+    /// (Protocol/PROTOCOL.md 6.16).
+    var reportsMore: Bool { (hello?.minor ?? 0) >= 2 }
 
     /// Reserves the next reply slot.
     func reserveSlot() -> UInt64 {

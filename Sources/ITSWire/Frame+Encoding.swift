@@ -162,12 +162,14 @@ extension Message {
         case .injectBatchReply(let injected, let blocked):
             w.u32(injected)
             w.u32(blocked)
-        case .hppiReply(let lpi), .ackReply(let lpi), .waitAckReply(let lpi):
-            Self.write(lpi, &w)
+        case .hppiReply(let lpi):
+            Self.write(lpi, more: false, &w)
+        case .ackReply(let lpi, let more), .waitAckReply(let lpi, let more):
+            Self.write(lpi, more: more, &w)
         case .pendingReply(let list, let next):
             w.u32(UInt32(list.count))
             w.u32(next)
-            for lpi in list { Self.write(lpi, &w) }
+            for lpi in list { Self.write(lpi, more: false, &w) }
         case .statsReply(let report):
             Self.write(report, &w)
         case .dumpReply(let page):
@@ -216,10 +218,10 @@ extension Message {
         w.u32(key.eventID.rawValue)
     }
 
-    static func write(_ lpi: PendingLPI, _ w: inout ByteWriter) {
+    static func write(_ lpi: PendingLPI, more: Bool, _ w: inout ByteWriter) {
         w.u32(lpi.intid.rawValue)
         w.u8(lpi.priority)
-        w.u8(lpi.enabled ? 1 : 0)
+        w.u8((lpi.enabled ? PendingLPI.enabledFlag : 0) | (more ? PendingLPI.moreFlag : 0))
         w.zeros(2)
     }
 

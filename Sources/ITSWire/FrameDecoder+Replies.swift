@@ -40,9 +40,11 @@ extension FrameDecoder {
         case .hppi:
             return .hppiReply(try Self.readPendingLPI(&r))
         case .ack:
-            return .ackReply(try Self.readPendingLPI(&r))
+            let (lpi, more) = try Self.readAcknowledgedLPI(&r)
+            return .ackReply(lpi, more: more)
         case .waitAck:
-            return .waitAckReply(try Self.readPendingLPI(&r))
+            let (lpi, more) = try Self.readAcknowledgedLPI(&r)
+            return .waitAckReply(lpi, more: more)
         case .pending:
             let count = try r.u32()
             let next = try r.u32()
@@ -62,14 +64,26 @@ extension FrameDecoder {
         }
     }
 
-    /// `u32 intid, u8 priority, u8 flags (bit 0 enabled), u16 reserved`.
+    /// `u32 intid, u8 priority, u8 flags (bit 0 enabled), u16 reserved`: an HPPI reply or a
+    /// PENDING entry. Any other flag bit is `BAD_VALUE` (detail: the flags byte).
     static func readPendingLPI(_ r: inout ByteReader) throws(WireError) -> PendingLPI {
+        try readLPI(&r, defined: PendingLPI.enabledFlag).lpi
+    }
+
+    /// An ACK or WAIT_ACK reply: the layout of ``readPendingLPI(_:)`` with flags bit 1 `more`
+    /// (PROTOCOL.md 6.16, added in 1.2).
+    static func readAcknowledgedLPI(_ r: inout ByteReader) throws(WireError) -> (lpi: PendingLPI, more: Bool) {
+        let (lpi, flags) = try readLPI(&r, defined: PendingLPI.enabledFlag | PendingLPI.moreFlag)
+        return (lpi, flags & PendingLPI.moreFlag != 0)
+    }
+
+    private static func readLPI(_ r: inout ByteReader, defined: UInt8) throws(WireError) -> (lpi: PendingLPI, flags: UInt8) {
         let intid = Wire.INTID(try r.u32())
         let priority = try r.u8()
         let flags = try r.u8()
-        guard flags & ~1 == 0 else { throw WireError(.badValue, detail: UInt32(flags)) }
+        guard flags & ~defined == 0 else { throw WireError(.badValue, detail: UInt32(flags)) }
         try r.zeros(2)
-        return PendingLPI(intid: intid, priority: priority, enabled: flags & 1 != 0)
+        return (PendingLPI(intid: intid, priority: priority, enabled: flags & PendingLPI.enabledFlag != 0), flags)
     }
 
     static func readDumpPage(_ r: inout ByteReader) throws(WireError) -> DumpPage {

@@ -57,9 +57,11 @@ public enum Message: Hashable, Sendable {
     case mmioReadReply(value: UInt64)
     case injectBatchReply(injected: UInt32, blocked: UInt32)
     case hppiReply(PendingLPI)
-    case ackReply(PendingLPI)
-    /// The LPI a WAIT_ACK acknowledged, or ``PendingLPI/none``.
-    case waitAckReply(PendingLPI)
+    /// The LPI an ACK acknowledged, or ``PendingLPI/none``; `more`: another ACK with the same mask
+    /// would take an LPI now (flags bit 1, added in 1.2: only on a connection that agreed 1.2 or later).
+    case ackReply(PendingLPI, more: Bool)
+    /// The LPI a WAIT_ACK acknowledged, or ``PendingLPI/none``; `more` as in ``ackReply(_:more:)``.
+    case waitAckReply(PendingLPI, more: Bool)
     case pendingReply([PendingLPI], nextCursor: UInt32)
     case statsReply(StatsReport)
     case dumpReply(DumpPage)
@@ -224,6 +226,12 @@ public struct PendingLPI: Hashable, Sendable, BitwiseCopyable {
 
     /// What HPPI, ACK and WAIT_ACK return when nothing is deliverable.
     public static let none = PendingLPI(intid: .spurious, priority: 0xFF)
+
+    /// Bit 0 of the `flags` byte: the LPI is enabled.
+    public static let enabledFlag: UInt8 = 1 << 0
+    /// Bit 1 of the `flags` byte, in ACK and WAIT_ACK replies only: after this acknowledge the vCPU
+    /// still has an LPI above the request's priority mask. Added in 1.2.
+    public static let moreFlag: UInt8 = 1 << 1
 }
 
 /// An error reply: the status (carried in the header), a detail word and a short UTF-8 text for people.

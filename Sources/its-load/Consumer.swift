@@ -1,10 +1,11 @@
 // A consumer thread plays the vCPUs' CPU interfaces. With `--acknowledge notify` it waits on the
-// notify eventfds of its vCPUs (epoll) and acknowledges each woken vCPU with ACK until the server
-// answers 1023, so that no LPI is left pending (PROTOCOL.md 5 and 6.14); ACKs are pipelined in growing
-// windows. With `--acknowledge wait` it has one vCPU and blocks in WAIT_ACK, as a vCPU thread idle in
-// WFI would, and the server answers it with the next LPI. With `--acknowledge slot` it waits on the
-// notify eventfds as with notify, but each vCPU has an armed acknowledge slot (SET_ACK_SLOT), so a
-// wakeup finds its LPI there, already acknowledged, and ACKs only when the slot says `more`. Frames are encoded once, and the loops
+// notify eventfds of its vCPUs (epoll) and acknowledges each woken vCPU with ACK until a reply says
+// nothing more is deliverable (`more` clear, or 1023 before 1.2), so that no LPI is left pending
+// (PROTOCOL.md 5, 6.14 and 6.16); ACKs are pipelined in growing windows. With `--acknowledge wait`
+// it has one vCPU and blocks in WAIT_ACK, as a vCPU thread idle in WFI would, and the server answers
+// it with the next LPI. With `--acknowledge slot` it waits on the notify eventfds as with notify, but
+// each vCPU has an armed acknowledge slot (SET_ACK_SLOT), so a wakeup finds its LPI there, already
+// acknowledged, and ACKs only when the slot says `more`. Frames are encoded once, and the loops
 // allocate nothing.
 import CITSLoad
 import CITSSupport
@@ -15,12 +16,12 @@ import ToolSupport
 
 /// How consumers take LPIs (`--acknowledge`).
 enum AcknowledgeStyle: String, CaseIterable, Sendable {
-    /// Wait on the notify eventfds, then ACK until 1023.
+    /// Wait on the notify eventfds, then ACK until a reply without `more`.
     case notify
     /// Block in WAIT_ACK, one vCPU per consumer.
     case wait
-    /// Wait on the notify eventfds, take the LPI from the vCPU's acknowledge slot; ACK until 1023
-    /// only when the slot had `more` set.
+    /// Wait on the notify eventfds, take the LPI from the vCPU's acknowledge slot; ACK until a reply
+    /// without `more` only when the slot had `more` set.
     case slot
 }
 
@@ -134,7 +135,7 @@ final class Consumer: @unchecked Sendable {
             while true {
                 let reply = try connection.receive()
                 let time = monotonicNanoseconds()
-                guard case .waitAckReply(let lpi) = reply.message else { throw ToolError("WAIT_ACK: unexpected reply \(reply.message)") }
+                guard case .waitAckReply(let lpi, _) = reply.message else { throw ToolError("WAIT_ACK: unexpected reply \(reply.message)") }
                 if control.draining.load(ordering: .acquiring) || control.failed.load(ordering: .relaxed) {
                     if lpi.intid.rawValue != 1023 { try took(Int(lpi.intid.rawValue), at: time, wake: time, first: true) }
                     break
@@ -167,7 +168,7 @@ final class Consumer: @unchecked Sendable {
 
     /// Slot style: takes the LPI the server delivered into vCPU `slot`'s acknowledge slot and arms
     /// it again (or, without `rearm`, leaves it IDLE), in one compare-and-swap; when the word had
-    /// `more`, ACKs until 1023 (PROTOCOL.md 6.16b).
+    /// `more`, drains with ACK (PROTOCOL.md 6.16b).
     private func take(_ slot: Int, wake: UInt64, rearm: Bool = true) throws {
         let word = slotWords[slot]
         let next = rearm ? AckSlotWord.armed(priorityMask: 0xFF) : .idle
@@ -182,8 +183,11 @@ final class Consumer: @unchecked Sendable {
         if taken.more { try drain(slot, wake: wake, first: taken.state != .delivered) }
     }
 
-    /// ACKs vCPU `slot` until a window of replies ends with 1023.
+    /// ACKs vCPU `slot` until a window of replies ends with one that says nothing more is
+    /// deliverable: `more` clear on a 1.2 connection (PROTOCOL.md 6.16), 1023 before. The next LPI
+    /// then finds the vCPU with nothing deliverable and writes its eventfd (section 5).
     private func drain(_ slot: Int, wake: UInt64, first isFirst: Bool = true) throws {
+        let reportsMore = connection.minor >= 2
         var window = 1
         var first = isFirst
         while true {
@@ -191,20 +195,17 @@ final class Consumer: @unchecked Sendable {
             // SAFETY: the window's frames lie inside this vCPU's run of `maxWindow` frames.
             try connection.sendRaw(UnsafeRawBufferPointer(rebasing: ackFrames[offset ..< offset + window * ackFrameLength]))
             acksSent += window
-            var lastWasNone = false
+            var lastSaidNoMore = false
             for _ in 0 ..< window {
                 let reply = try connection.receive()
-                guard case .ackReply(let lpi) = reply.message else { throw ToolError("ACK: unexpected reply \(reply.message)") }
+                guard case .ackReply(let lpi, let more) = reply.message else { throw ToolError("ACK: unexpected reply \(reply.message)") }
                 let intid = Int(lpi.intid.rawValue)
-                if intid == 1023 {
-                    lastWasNone = true
-                    continue
-                }
-                lastWasNone = false
+                lastSaidNoMore = intid == 1023 || (reportsMore && !more)
+                guard intid != 1023 else { continue }
                 try took(intid, at: monotonicNanoseconds(), wake: wake, first: first)
                 first = false
             }
-            if lastWasNone { return }
+            if lastSaidNoMore { return }
             window = min(window * 2, Self.maxWindow)
         }
     }

@@ -78,7 +78,7 @@ final class LPITracker: @unchecked Sendable {
 /// Run-wide flags the threads poll.
 final class RunControl: Sendable {
     /// Set when every injector has finished and its last request has been answered: consumers then
-    /// acknowledge every vCPU until 1023 once more and stop.
+    /// acknowledge every vCPU until nothing is left once more and stop.
     let draining = Atomic<Bool>(false)
     /// Injector threads wait for this before the first MSI, so that they start together.
     let go = Atomic<Bool>(false)

@@ -17,6 +17,8 @@ final class WireConnection {
     private var nextID: UInt32 = 1
     /// The limits HELLO agreed.
     private(set) var limits = Limits.beforeHello
+    /// The minor version HELLO agreed.
+    private(set) var minor: UInt16 = 0
 
     static let bufferSize = 1 << 21
 
@@ -58,6 +60,7 @@ final class WireConnection {
             throw ToolError("HELLO: unexpected reply")
         }
         limits = reply.limits
+        minor = reply.minor
         decoder.limits = reply.limits
         return reply.limits
     }

@@ -27,12 +27,12 @@ func runVMM(socket: String, guestRAM: Int32, forwardGuestMMIO: (ITSVM) throws ->
     for _ in 0 ..< 100 { try vm.post(deviceID: Wire.DeviceID(7), eventID: Wire.EventID(0)) }
     let failures = try connection.sync()
     precondition(failures.isEmpty, "\(failures)")
-    // The vCPU side: wait for the wakeup, then acknowledge LPIs until none is left.
+    // The vCPU side: wait for the wakeup, then acknowledge LPIs until a reply says none is left.
     var taken = Set<UInt32>()
     var waiter = pollfd(fd: wake, events: Int16(POLLIN), revents: 0)
     while taken.count < 2, poll(&waiter, 1, 5000) == 1 {
         _ = ITSVCPU.drain(wake)
-        while let lpi = try vm.vcpu(0).acknowledge() { taken.insert(lpi.intid.rawValue) }
+        try vm.vcpu(0).acknowledgeAll { lpi in taken.insert(lpi.intid.rawValue) }
     }
     return taken
 }

@@ -18,7 +18,7 @@ import Testing
             case .hello: .helloReply(Hello(minor: minor, capabilities: [], limits: .defaults))
             case .createVM: .createVMReply(VMID(1), token: token)
             case .waitAck(_, let vcpu, _, _) where vcpuCalls:
-                .waitAckReply(vcpu.rawValue == 0 ? .none : PendingLPI(intid: Wire.INTID(8193), priority: 0x80, enabled: true))
+                .waitAckReply(vcpu.rawValue == 0 ? .none : PendingLPI(intid: Wire.INTID(8193), priority: 0x80, enabled: true), more: false)
             case .wake where vcpuCalls: .done(.wake)
             default: nil
             }

@@ -42,7 +42,7 @@ import Testing
         harness.inject(1, 0)
         harness.inject(1, 2)
         harness.wait(for: [waiting])
-        guard case .intid(let first, _)? = harness.replies[waiting] else { return #expect(Bool(false), "WAIT_ACK answered") }
+        guard case .acknowledged(let first, _, _)? = harness.replies[waiting] else { return #expect(Bool(false), "WAIT_ACK answered") }
         settle(harness)
         #expect(first.rawValue == 8192)
         #expect(slot.value == .delivered(intid: 8194, priority: 0xA0), "the slot took the second: \(slot.value)")

@@ -58,7 +58,7 @@ import Testing
                 + Self.noReplyInject(VMID(999), 7, 0, id: 12) + nonzeroReserved + Frame(.ping(nonce: 4), id: MessageID(14)).encoded)
             for _ in 0 ..< 4 { log.pipelined.append(client.receive()) }
             for _ in 0 ..< 2 {
-                if case .ackReply(let lpi)? = vm.call(.ack(id, Wire.VCPU(rawValue: 1), priorityMask: 0xFF))?.message { log.acked.append(lpi.intid.rawValue) }
+                if case .ackReply(let lpi, _)? = vm.call(.ack(id, Wire.VCPU(rawValue: 1), priorityMask: 0xFF))?.message { log.acked.append(lpi.intid.rawValue) }
             }
 
             guard let other = TestClient(path: path) else { return }

@@ -135,7 +135,7 @@ final class LaneHarness {
         while true {
             let ticket = request(.acknowledge(priorityMask: .lowest), vcpu: VCPUIndex(UInt16(vcpu)))
             wait(for: [ticket])
-            guard case .intid(let intid, _) = replies.removeValue(forKey: ticket)!, intid != .spurious else { return taken }
+            guard case .acknowledged(let intid, _, _) = replies.removeValue(forKey: ticket)!, intid != .spurious else { return taken }
             taken.append(intid.rawValue)
         }
     }

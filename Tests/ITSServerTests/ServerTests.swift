@@ -71,7 +71,7 @@ final class ClientVM: @unchecked Sendable {
     /// Acknowledges vCPU `vcpu` until spurious.
     func drain(_ vcpu: UInt16) -> [UInt32] {
         var taken: [UInt32] = []
-        while case .ackReply(let lpi)? = call(.ack(vm, Wire.VCPU(rawValue: vcpu), priorityMask: 0xFF))?.message, lpi.intid.rawValue != 1023 {
+        while case .ackReply(let lpi, _)? = call(.ack(vm, Wire.VCPU(rawValue: vcpu), priorityMask: 0xFF))?.message, lpi.intid.rawValue != 1023 {
             taken.append(lpi.intid.rawValue)
         }
         return taken
@@ -115,7 +115,7 @@ final class ClientVM: @unchecked Sendable {
             log.notified = read(notify, &counter, 8) == 8
             close(notify)
             for _ in 0 ..< 4 {
-                if case .ackReply(let lpi)? = vm.call(.ack(id, Wire.VCPU(rawValue: 1), priorityMask: 0xFF))?.message { log.acked.append(lpi.intid.rawValue) }
+                if case .ackReply(let lpi, _)? = vm.call(.ack(id, Wire.VCPU(rawValue: 1), priorityMask: 0xFF))?.message { log.acked.append(lpi.intid.rawValue) }
             }
             log.listed = vm.call(.listVMs)
             log.destroyed = vm.call(.destroyVM(id))

@@ -39,7 +39,7 @@ import Testing
     }
 
     private static func intid(_ frame: Frame?) -> UInt32? {
-        guard case .waitAckReply(let lpi)? = frame?.message else { return nil }
+        guard case .waitAckReply(let lpi, _)? = frame?.message else { return nil }
         return lpi.intid.rawValue
     }
 

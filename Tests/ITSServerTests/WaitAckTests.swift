@@ -10,8 +10,10 @@ import Testing
     private func harness() -> LaneHarness { LaneHarness.twoVCPUsEightEvents() }
 
     private func intid(_ harness: LaneHarness, _ ticket: ReplyTicket) -> UInt32? {
-        guard case .intid(let intid, _)? = harness.replies[ticket] else { return nil }
-        return intid.rawValue
+        switch harness.replies[ticket] {
+        case .intid(let intid, _)?, .acknowledged(let intid, _, _)?: return intid.rawValue
+        default: return nil
+        }
     }
 
     /// Runs the harness's loop for `milliseconds` and reports whether `ticket` is still unanswered.

@@ -57,8 +57,8 @@ import Testing
         let lpi = PendingLPI(intid: Wire.INTID(8200), priority: 0x80, enabled: true)
         #expect(Message.waitAck(VMID(1), Wire.VCPU(0), priorityMask: 0xFF, timeoutMicroseconds: 0).kind == .request)
         #expect(Message.wake(VMID(1), Wire.VCPU(0)).kind == .request)
-        #expect(Message.waitAckReply(lpi).kind == .reply)
-        #expect(Message.waitAckReply(lpi).opcode == .waitAck)
+        #expect(Message.waitAckReply(lpi, more: true).kind == .reply)
+        #expect(Message.waitAckReply(lpi, more: false).opcode == .waitAck)
         #expect(Message.wake(VMID(1), Wire.VCPU(0)).opcode == .wake)
         #expect(Message.done(.wake).kind == .reply)
     }
@@ -70,7 +70,8 @@ import Testing
                                      timeoutMicroseconds: timeout), id: MessageID(4))
         #expect(request.encoded.count == 16 + 16)
         #expect(decoded(server, request.encoded) == request.message)
-        for reply in [Message.waitAckReply(.none), .waitAckReply(PendingLPI(intid: Wire.INTID(8192), priority: 0))] {
+        for reply in [Message.waitAckReply(.none, more: false),
+                      .waitAckReply(PendingLPI(intid: Wire.INTID(8192), priority: 0), more: true)] {
             #expect(decoded(client, Frame(reply, id: MessageID(4)).encoded) == reply)
         }
     }
@@ -118,8 +119,9 @@ import Testing
         #expect(failure(server, frame(.wake, flags: 2, payload: wakePayload))?.status == .flagConflict)
     }
 
+    /// Bits 0 and 1 of the reply's flags are defined (enabled, and `more` since 1.2: AckMoreTests).
     @Test func replyFlagsAreChecked() {
-        #expect(failure(client, frame(.waitAck, flags: 1, payload: [0, 0x20, 0, 0, 0xA0, 2, 0, 0]))?.status
+        #expect(failure(client, frame(.waitAck, flags: 1, payload: [0, 0x20, 0, 0, 0xA0, 4, 0, 0]))?.status
                     == .badValue)
         #expect(failure(client, frame(.waitAck, flags: 1, payload: [0, 0x20, 0, 0, 0xA0, 1, 0, 1]))?.status
                     == .nonzeroPadding)
