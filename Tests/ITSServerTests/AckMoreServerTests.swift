@@ -48,25 +48,6 @@ import Testing
         return vm
     }
 
-    /// A second connection that agreed 1.2, attached to `vm`'s VM as an operator (the tests run as
-    /// root or as the server's own uid).
-    private static func vcpuConnection(_ path: String, _ vm: ClientVM) -> ClientVM? {
-        guard let client = TestClient(path: path) else { return nil }
-        let waiter = ClientVM(client: client)
-        _ = waiter.call(.hello(Hello(capabilities: .defined, limits: .defaults)))
-        guard waiter.call(.attachVM(vm.vm, token: .operatorAttachToken))?.status == .ok else { return nil }
-        waiter.vm = vm.vm
-        return waiter
-    }
-
-    /// Gives LPI 8192 + `event` the configuration byte `config` and makes the ITS read it again (INV).
-    private static func configure(_ vm: ClientVM, event: UInt32, _ config: UInt8) {
-        vm.write8(config, at: 0x10_0000 + UInt64(event))
-        let inv = ITSCommand.inv(DeviceID(7), EventID(event)).encoded
-        for (word, value) in [inv.0, inv.1, inv.2, inv.3].enumerated() { vm.write64(value, at: 0x40_0000 + 6 * 32 + UInt64(word * 8)) }
-        _ = vm.mmioWrite(.its, ITS.Offset.cwriter, 7 * 32)
-    }
-
     @Test func ackSaysMoreWhileAnotherLPIIsDeliverable() throws {
         let log = MoreLog()
         _ = try runServer("ack-more") { path in
@@ -84,7 +65,7 @@ import Testing
         let log = MoreLog()
         _ = try runServer("ack-more-mask") { path in
             guard let vm = Self.programmedVM(path) else { return }
-            Self.configure(vm, event: 3, 0x13)   // 8195: priority 0x10
+            vm.reconfigure(event: 3, 0x13)   // 8195: priority 0x10
             log.statuses += Self.inject(vm, 0, 3)
             log.taken += [Self.ack(vm, mask: 0x20), Self.ack(vm, mask: 0x20), Self.ack(vm, mask: 0xFF)]
         }
@@ -110,7 +91,7 @@ import Testing
     @Test func waitAckSaysMoreWhenAnotherIsPending() throws {
         let log = MoreLog()
         _ = try runServer("wait-ack-more") { path in
-            guard let vm = Self.programmedVM(path), let waiter = Self.vcpuConnection(path, vm) else { return }
+            guard let vm = Self.programmedVM(path), let waiter = vm.attachAnother(path) else { return }
             // Deliverable when WAIT_ACK arrives.
             log.statuses += Self.inject(vm, 0, 1)
             log.taken.append(Self.taken(waiter.call(Self.waitAck(waiter, timeout: .max))))

@@ -79,15 +79,6 @@ final class SharedSlot: @unchecked Sendable {
         vm.call(.inject(vm.vm, Self.device, Wire.EventID(rawValue: event)))?.status
     }
 
-    private static func serverStat(_ vm: ClientVM, _ name: String, of id: VMID = .all) -> Int64? {
-        guard let frame = vm.call(.stats(id, includeSchema: true)), let values = StatsLog.values(frame) else { return nil }
-        switch values[name] {
-        case .counter(let value)?: return Int64(value)
-        case .gauge(let value)?: return value
-        default: return nil
-        }
-    }
-
     @Test func anArmedSlotTakesLPIsAndMoreTellsTheVMMToAsk() throws {
         let log = AckSlotLog()
         _ = try runServer("ack-slot") { path in
@@ -149,14 +140,11 @@ final class SharedSlot: @unchecked Sendable {
             log.statuses.append(Self.inject(vm, 0))
             log.words.append(slot.value)
             log.taken.append(vm.drain(1))
-            log.gaugeBeforeClear = Self.serverStat(vm, "ack_slots")
+            log.gaugeBeforeClear = vm.stat("ack_slots")
 
             // `more` without an edge: with a masked LPI pending, the vCPU always has something
             // deliverable, so only the slot's own eventfd write tells the VMM of the next LPI.
-            vm.write8(0x13, at: 0x10_0000 + 3)   // 8195: priority 0x10
-            let inv = ITSCommand.inv(DeviceID(7), EventID(3)).encoded
-            for (word, value) in [inv.0, inv.1, inv.2, inv.3].enumerated() { vm.write64(value, at: 0x40_0000 + 6 * 32 + UInt64(word * 8)) }
-            _ = vm.mmioWrite(.its, ITS.Offset.cwriter, 7 * 32)
+            vm.reconfigure(event: 3, 0x13)   // 8195: priority 0x10
             slot.store(.armed(priorityMask: 0x20))
             log.statuses.append(Self.inject(vm, 0))   // 8192, priority 0xA0: masked, stays pending
             log.signals.append(Self.signalled(notify))
@@ -176,10 +164,10 @@ final class SharedSlot: @unchecked Sendable {
             log.statuses.append(Self.inject(vm, 1))
             log.words.append(slot.value)
             log.taken.append(vm.drain(1))
-            log.gaugeAfterClear = Self.serverStat(vm, "ack_slots")
-            log.deliveries = Self.serverStat(vm, "ack_slot_deliveries_total")
-            log.invalid = Self.serverStat(vm, "ack_slot_invalid_total")
-            log.acknowledged = Self.serverStat(vm, "vcpu_1_lpis_acknowledged_total", of: vm.vm)
+            log.gaugeAfterClear = vm.stat("ack_slots")
+            log.deliveries = vm.stat("ack_slot_deliveries_total")
+            log.invalid = vm.stat("ack_slot_invalid_total")
+            log.acknowledged = vm.stat("vcpu_1_lpis_acknowledged_total", of: vm.vm)
         }
         #expect(log.statuses.allSatisfy { $0 == .ok } && log.statuses.count == 13, "\(log.statuses)")
         #expect(log.refusals == ["BAD_FD 2", "BAD_FD 3", "NO_SUCH_VCPU 5", "BAD_VALUE 4"], "\(log.refusals)")
@@ -221,16 +209,6 @@ extension AckSlotServerTests {
         #expect(log.signals == [true], "the eventfd set after the slot took the LPI was written")
     }
 
-    /// A second connection to `vm`'s VM, attached as an operator.
-    private static func secondConnection(_ path: String, _ vm: ClientVM) -> ClientVM? {
-        guard let client = TestClient(path: path) else { return nil }
-        let other = ClientVM(client: client)
-        _ = other.call(.hello(Hello(capabilities: .defined, limits: .defaults)))
-        guard other.call(.attachVM(vm.vm, token: .operatorAttachToken))?.status == .ok else { return nil }
-        other.vm = vm.vm
-        return other
-    }
-
     /// A consumer that waits on the notify eventfd and takes LPIs from its armed slot (ACK only
     /// on `more`), while two connections inject into the vCPU, one with NO_REPLY bursts and one
     /// with replies, so that the lane serves the slot on the loop and on its own thread by turns.
@@ -240,8 +218,8 @@ extension AckSlotServerTests {
     @Test func aSlotConsumerMissesNothingWhileInjectorsRace() throws {
         let log = AckSlotStressLog()
         _ = try runServer("ack-slot-stress") { path in
-            guard let vm = ClientVM.hello(path), vm.createProgrammedVM(), let consumer = Self.secondConnection(path, vm),
-                  let bursts = Self.secondConnection(path, vm), let replies = Self.secondConnection(path, vm),
+            guard let vm = ClientVM.hello(path), vm.createProgrammedVM(), let consumer = vm.attachAnother(path),
+                  let bursts = vm.attachAnother(path), let replies = vm.attachAnother(path),
                   let slot = SharedSlot()
             else { return }
             let notify = its_eventfd(0, 1)
@@ -250,7 +228,7 @@ extension AckSlotServerTests {
             guard vm.call(.setVCPUNotify(vm.vm, Self.vcpu), fds: [notify])?.status == .ok,
                   Self.setSlot(vm, slot)?.status == .ok
             else { return }
-            let injecting = Atomic<Int>(2)
+            let injectors = RacingInjectors(vm: vm.vm, bursts: bursts, replies: replies, seed: 0x5_107)
             let taker = startThread {
                 func record(_ intids: [UInt32]) {
                     for intid in intids { log.taken[Int(intid) - 8192] += 1 }
@@ -258,7 +236,7 @@ extension AckSlotServerTests {
                 var quiet = false
                 var barrierPassed = false
                 while !quiet {
-                    let done = injecting.load(ordering: .acquiring) == 0
+                    let done = injectors.done
                     // Once the injectors are done, an HPPI on the vCPU is answered by its lane after
                     // every MSI queued before it: the quiet that follows is the lane's.
                     if done, !barrierPassed {
@@ -285,36 +263,13 @@ extension AckSlotServerTests {
                 if current.state == .delivered { record([current.intid]) }
                 log.pendingWhenQuiet = consumer.drain(1)
             }
-            let burster = startThread {
-                var rng = SplitMix64(seed: 0x5_107)
-                var sent = 0
-                while sent < 3000 {
-                    let count = Int.random(in: 1 ... 8, using: &rng)
-                    var bytes: [UInt8] = []
-                    for index in 0 ..< count {
-                        let event = Wire.EventID(rawValue: UInt32((sent + index) % 4))
-                        bytes += Frame(.inject(vm.vm, Self.device, event), id: MessageID(rawValue: 1), noReply: true).encoded
-                    }
-                    bursts.client.sendBytes(bytes)
-                    sent += count
-                    if Int.random(in: 0 ..< 4, using: &rng) == 0 { usleep(50) }
-                }
-                _ = bursts.call(.ping(nonce: 1))
-                injecting.subtract(1, ordering: .releasing)
-            }
-            let replier = startThread {
-                for index in 0 ..< 1000 where replies.call(.inject(vm.vm, Self.device, Wire.EventID(rawValue: UInt32(index % 4))))?.status != .ok {
-                    log.injectFailures += 1
-                }
-                injecting.subtract(1, ordering: .releasing)
-            }
-            pthread_join(burster, nil)
-            pthread_join(replier, nil)
+            injectors.join()
+            log.injectFailures = injectors.failures
             pthread_join(taker, nil)
             log.left = vm.drain(1)
-            log.deliveries = Self.serverStat(vm, "ack_slot_deliveries_total")
-            log.invalid = Self.serverStat(vm, "ack_slot_invalid_total")
-            log.acknowledged = Self.serverStat(vm, "vcpu_1_lpis_acknowledged_total", of: vm.vm)
+            log.deliveries = vm.stat("ack_slot_deliveries_total")
+            log.invalid = vm.stat("ack_slot_invalid_total")
+            log.acknowledged = vm.stat("vcpu_1_lpis_acknowledged_total", of: vm.vm)
         }
         #expect(log.injectFailures == 0)
         #expect(log.pendingWhenQuiet == [], "an LPI stayed pending while the eventfd was quiet")

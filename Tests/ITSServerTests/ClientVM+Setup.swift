@@ -1,3 +1,5 @@
+import ITSModel
+@testable import ITSServer
 import ITSWire
 
 /// The setup most server tests share: a client that has said HELLO, a VM of the usual shape (2
@@ -45,4 +47,36 @@ extension ClientVM {
         _ = programGuest()
         return vm
     }
+
+    /// Another connection to `path`, attached to this client's VM as an operator (the tests run as
+    /// root or as the server's own uid), with the default limits and every capability.
+    func attachAnother(_ path: String) -> ClientVM? {
+        guard let client = TestClient(path: path) else { return nil }
+        let other = ClientVM(client: client)
+        _ = other.call(.hello(Hello(capabilities: .defined, limits: .defaults)))
+        guard other.call(.attachVM(vm, token: .operatorAttachToken))?.status == .ok else { return nil }
+        other.vm = vm
+        return other
+    }
+
+    /// One figure of STATS for `id` (the whole server by default), as a number.
+    func stat(_ name: String, of id: VMID = .all) -> Int64? {
+        guard let frame = call(.stats(id, includeSchema: true)), let values = StatsLog.values(frame) else { return nil }
+        switch values[name] {
+        case .counter(let value)?: return Int64(value)
+        case .gauge(let value)?: return value
+        default: return nil
+        }
+    }
+
+    /// Gives LPI 8192 + `event` of a VM set up by ``programGuest()`` the configuration byte `config`
+    /// and makes the ITS read it again: an INV in the seventh slot of the command queue (the first
+    /// command after the six of ``programGuest()``; one use per VM).
+    func reconfigure(event: UInt32, _ config: UInt8) {
+        write8(config, at: 0x10_0000 + UInt64(event))
+        let inv = ITSCommand.inv(DeviceID(7), EventID(event)).encoded
+        for (word, value) in [inv.0, inv.1, inv.2, inv.3].enumerated() { write64(value, at: 0x40_0000 + 6 * 32 + UInt64(word * 8)) }
+        _ = mmioWrite(.its, ITS.Offset.cwriter, 7 * 32)
+    }
 }
+

@@ -13,29 +13,8 @@ import Testing
 @Suite(.serialized) struct WaitAckServerTests {
     static let device = Wire.DeviceID(rawValue: 7)
 
-    /// A second connection to `vm`'s VM, attached as an operator (the tests run as root or as
-    /// the server's own uid).
-    private static func vcpuConnection(_ path: String, _ vm: ClientVM) -> ClientVM? {
-        guard let client = TestClient(path: path) else { return nil }
-        let waiter = ClientVM(client: client)
-        _ = waiter.call(.hello(Hello(capabilities: .defined, limits: .defaults)))
-        guard waiter.call(.attachVM(vm.vm, token: .operatorAttachToken))?.status == .ok else { return nil }
-        waiter.vm = vm.vm
-        return waiter
-    }
-
     private static func waitAck(_ vm: VMID, vcpu: UInt16 = 1, timeout: UInt32) -> Message {
         .waitAck(vm, Wire.VCPU(rawValue: vcpu), priorityMask: 0xFF, timeoutMicroseconds: timeout)
-    }
-
-    /// One of the server's own statistics (the whole-server STATS report), as a number.
-    private static func serverStat(_ vm: ClientVM, _ name: String) -> Int64? {
-        guard let frame = vm.call(.stats(VMID.all, includeSchema: true)), let values = StatsLog.values(frame) else { return nil }
-        switch values[name] {
-        case .counter(let value)?: return Int64(value)
-        case .gauge(let value)?: return value
-        default: return nil
-        }
     }
 
     private static func intid(_ frame: Frame?) -> UInt32? {
@@ -49,7 +28,7 @@ import Testing
         let log = WaitAckLog()
         runLoop(server.loop) {
             // 7/0..3 -> 8192..8195 on vCPU 1.
-            guard let vm = ClientVM.hello(path), vm.createProgrammedVM(), let waiter = Self.vcpuConnection(path, vm) else { return }
+            guard let vm = ClientVM.hello(path), vm.createProgrammedVM(), let waiter = vm.attachAnother(path) else { return }
             let id = vm.vm
 
             // Waiting, then an MSI from the other connection.
@@ -93,17 +72,17 @@ import Testing
             // The waiting connection closes: its wait takes nothing, and a later MSI stays pending.
             waiter.client.send(Frame(Self.waitAck(id, timeout: .max), id: MessageID(rawValue: 102)))
             usleep(20_000)
-            log.waitingBeforeClose = Self.serverStat(vm, "wait_acks_waiting")
+            log.waitingBeforeClose = vm.stat("wait_acks_waiting")
             shutdown(waiter.client.fd, Int32(SHUT_RDWR))   // the TestClient still owns and closes the descriptor
             usleep(50_000)
             log.statuses.append(vm.call(.inject(id, Self.device, Wire.EventID(rawValue: 3)))?.status)
             log.drained.append(vm.drain(1))
-            log.waitingAfterClose = Self.serverStat(vm, "wait_acks_waiting")
-            log.waitAcksTotal = Self.serverStat(vm, "wait_acks_total")
-            log.wakesTotal = Self.serverStat(vm, "wakes_total")
+            log.waitingAfterClose = vm.stat("wait_acks_waiting")
+            log.waitAcksTotal = vm.stat("wait_acks_total")
+            log.wakesTotal = vm.stat("wakes_total")
 
             // Destroying the VM ends a wait with NO_SUCH_VM.
-            guard let last = Self.vcpuConnection(path, vm) else { return }
+            guard let last = vm.attachAnother(path) else { return }
             last.client.send(Frame(Self.waitAck(id, vcpu: 0, timeout: .max), id: MessageID(rawValue: 103)))
             usleep(20_000)
             log.statuses.append(vm.call(.destroyVM(id))?.status)
@@ -177,14 +156,14 @@ extension WaitAckServerTests {
     @Test func aWaitingConsumerMissesNothingWhileInjectorsRace() throws {
         let log = WaitAckStressLog()
         try runServer("wait-ack-stress") { path in
-            guard let vm = ClientVM.hello(path), vm.createProgrammedVM(), let consumer = Self.vcpuConnection(path, vm),
-                  let bursts = Self.vcpuConnection(path, vm), let replies = Self.vcpuConnection(path, vm)
+            guard let vm = ClientVM.hello(path), vm.createProgrammedVM(), let consumer = vm.attachAnother(path),
+                  let bursts = vm.attachAnother(path), let replies = vm.attachAnother(path)
             else { return }
-            let injecting = Atomic<Int>(2)
+            let injectors = RacingInjectors(vm: vm.vm, bursts: bursts, replies: replies, seed: 0x57_7E55)
             let waiter = startThread {
                 var quietAfterInjectors = false
                 while !quietAfterInjectors {
-                    let done = injecting.load(ordering: .acquiring) == 0
+                    let done = injectors.done
                     guard let intid = Self.intid(consumer.call(Self.waitAck(vm.vm, timeout: 50_000))) else {
                         log.consumerFailures += 1
                         return
@@ -196,35 +175,11 @@ extension WaitAckServerTests {
                     }
                 }
             }
-            let burster = startThread {
-                var rng = SplitMix64(seed: 0x57_7E55)
-                var sent = 0
-                while sent < 3000 {
-                    let count = Int.random(in: 1 ... 8, using: &rng)
-                    var bytes: [UInt8] = []
-                    for index in 0 ..< count {
-                        let event = Wire.EventID(rawValue: UInt32((sent + index) % 4))
-                        bytes += Frame(.inject(vm.vm, Self.device, event), id: MessageID(rawValue: 1), noReply: true).encoded
-                    }
-                    bursts.client.sendBytes(bytes)
-                    sent += count
-                    if Int.random(in: 0 ..< 4, using: &rng) == 0 { usleep(50) }
-                }
-                // Answered behind every burst: they have all been read and translated.
-                _ = bursts.call(.ping(nonce: 1))
-                injecting.subtract(1, ordering: .releasing)
-            }
-            let replier = startThread {
-                for index in 0 ..< 1000 where replies.call(.inject(vm.vm, Self.device, Wire.EventID(rawValue: UInt32(index % 4))))?.status != .ok {
-                    log.injectFailures += 1
-                }
-                injecting.subtract(1, ordering: .releasing)
-            }
-            pthread_join(burster, nil)
-            pthread_join(replier, nil)
+            injectors.join()
+            log.injectFailures = injectors.failures
             pthread_join(waiter, nil)
             log.left = vm.drain(1)
-            log.batchesOnLoop = Self.serverStat(vm, "lane_batches_on_loop_total")
+            log.batchesOnLoop = vm.stat("lane_batches_on_loop_total")
         }
         #expect(log.consumerFailures == 0 && log.injectFailures == 0)
         #expect(log.left == [], "nothing stays pending once the consumer has waited out a timeout")

@@ -8,14 +8,7 @@ import Testing
     let client = FrameDecoder(role: .client, limits: .defaults)
 
     func frame(_ opcode: Opcode, flags: UInt16 = 0, payload: [UInt8]) -> [UInt8] {
-        var w = ByteWriter(bytes: [])
-        w.u32(UInt32(16 + payload.count))
-        w.u16(opcode.rawValue)
-        w.u16(flags)
-        w.u32(9)
-        w.u32(0)
-        w.bytes += payload
-        return w.bytes
+        rawFrame(opcode, flags: flags, id: 9, payload: payload)
     }
 
     /// `u32 vm 1, u16 vcpu 3, u16 reserved, u64 offset`.
