@@ -155,3 +155,20 @@ struct GuestDriver {
         return driver
     }
 }
+
+extension GuestDriver {
+    /// The guest of the translation tests: 8-bit DeviceIDs and EventIDs, a translation cache of 24,
+    /// collections 0 and 1 on vCPUs 1 and 3, devices 0...5 with 5-bit EventIDs, and 103 of events
+    /// 0...119 (every n with n % 7 != 3) mapped to LPI 8192 + n of device n / 20, event n % 20, on
+    /// collection n % 2: so that random pairs hit, miss, fill the cache and name unmapped events.
+    static func translationFixture() -> GuestDriver {
+        var driver = GuestDriver(deviceIDBits: 8, eventIDBits: 8, cacheLimit: 24)
+        driver.run(mapc(0, vcpu: 1))
+        driver.run(mapc(1, vcpu: 3))
+        for device: UInt32 in 0 ..< 6 { driver.run(mapd(device, eventBits: 5)) }
+        for n: UInt32 in 0 ..< 120 where n % 7 != 3 {
+            driver.run(mapti(n / 20, n % 20, intid: 8192 + n, collection: UInt16(n % 2)))
+        }
+        return driver
+    }
+}

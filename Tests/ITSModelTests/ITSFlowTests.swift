@@ -72,13 +72,7 @@ import Testing
 @Test(arguments: [UInt64(1), 2, 3, 0xBA7C4])
 func batchTranslationMatchesPairByPair(seed: UInt64) {
     var rng = SplitMix64(seed: seed)
-    var driver = GuestDriver(deviceIDBits: 8, eventIDBits: 8, cacheLimit: 24)
-    driver.run(GuestDriver.mapc(0, vcpu: 1))
-    driver.run(GuestDriver.mapc(1, vcpu: 3))
-    for device: UInt32 in 0 ..< 6 { driver.run(GuestDriver.mapd(device, eventBits: 5)) }
-    for n: UInt32 in 0 ..< 120 where n % 7 != 3 {
-        driver.run(GuestDriver.mapti(n / 20, n % 20, intid: 8192 + n, collection: UInt16(n % 2)))
-    }
+    var driver = GuestDriver.translationFixture()
     #expect(driver.gic.its.counters.totalCommandErrors == 0)
     for round in 0 ..< 40 {
         if round == 30 { driver.gic.writeITS(ITS.Offset.ctlr, 0, width: .word) }
