@@ -37,7 +37,7 @@ struct ITSLoad: ParsableCommand {
     var connections = 1
     @Option(name: .long, help: "Consumer threads acknowledging LPIs (at most one per vCPU); 0 acknowledges nothing, so every injected LPI counts as lost (a check of the loss accounting).")
     var consumers = 2
-    @Option(name: .long, help: "How consumers take LPIs: slot (wait on each vCPU's notify eventfd and take the LPI from the vCPU's armed acknowledge slot, SET_ACK_SLOT; ACK only when the slot says more), notify (wait on the notify eventfds, then ACK until a reply says nothing more is deliverable), or wait (one consumer per vCPU blocks in WAIT_ACK, as a vCPU thread idle in WFI would; --consumers then only says whether there are any).")
+    @Option(name: .long, help: "How consumers take LPIs: slot (wait on each vCPU's notify eventfd and take the LPI from the vCPU's armed acknowledge slot, SET_ACK_SLOT; ACK only when the slot says more), notify (wait on the notify eventfds, then ACK until 1023), or wait (one consumer per vCPU blocks in WAIT_ACK, as a vCPU thread idle in WFI would; --consumers then only says whether there are any).")
     var acknowledge = "slot"
     @Option(name: .long, help: "Lanes of the itsd this program starts (default: itsd's own).")
     var lanes: Int?

@@ -33,7 +33,7 @@ LOAD_SUITE = [
     ("rtt-wait", ["--mode", "rtt", "--acknowledge", "wait"], "as rtt, but the vCPU's consumer waits in WAIT_ACK"),
     ("irqfd-wait", ["--mode", "irqfd", "--acknowledge", "wait"], "as irqfd, but the vCPU's consumer waits in WAIT_ACK"),
     ("rtt-ack", ["--mode", "rtt", "--acknowledge", "notify"],
-     "as rtt, but consumers wait on the notify eventfd and then ACK until a reply without more (no acknowledge slot)"),
+     "as rtt, but consumers wait on the notify eventfd and then ACK until 1023 (no acknowledge slot)"),
     ("irqfd-ack", ["--mode", "irqfd", "--acknowledge", "notify"], "as irqfd, with the consumers of rtt-ack"),
     ("rtt-busy", ["--mode", "rtt", "--acknowledge", "slot"],
      "rtt while a `nice -n 19` busy loop runs, so that no CPU of the machine idles (floor included)"),
