@@ -1,4 +1,5 @@
 // A program a tool starts for itself (itsd, qemu-storage-daemon), waits for and stops.
+import CITSSupport
 import Glibc
 
 /// A child process with its standard output and error in a log file. The tool waits until it is
@@ -22,6 +23,8 @@ public final class ChildProcess {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // The child gets none of this process's other descriptors (sockets, eventfds, pipes).
+        its_spawn_close_from(&actions, 3)
         // The child starts with no signal blocked and SIGTERM, SIGINT and SIGPIPE at their defaults,
         // whatever this process (or whoever started it) blocked or ignored: SIGTERM must stop it.
         var attributes = posix_spawnattr_t()

@@ -1,5 +1,6 @@
 // System interfaces the server needs that Swift's Glibc module does not expose on this Linux:
-// eventfd, memfd_create and file seals, and the CMSG_* macros for SCM_RIGHTS and SO_PEERCRED.
+// eventfd, memfd_create and file seals, the CMSG_* macros for SCM_RIGHTS and SO_PEERCRED, and
+// posix_spawn's closefrom action.
 //
 // The header uses only fixed-width types and `void *` for `struct msghdr *`, so that it includes no
 // system header under different feature macros than Swift's Glibc module; its_support.c includes
@@ -43,6 +44,10 @@ long its_getrandom(void *buffer, size_t length);
 
 /// accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC).
 int its_accept4(int fd);
+
+/// posix_spawn_file_actions_addclosefrom_np(actions, from) on a `posix_spawn_file_actions_t *`:
+/// the child closes every descriptor from `from` up.
+int its_spawn_close_from(void *actions, int from);
 
 /// SO_PEERCRED of a connected Unix socket.
 int its_peer_credentials(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid);

@@ -1,3 +1,4 @@
+import CITSSupport
 import Glibc
 
 /// The directory of the build products (itsd, itsctl sit next to the test bundle).
@@ -44,6 +45,9 @@ final class ChildProcess {
         posix_spawn_file_actions_addopen(&actions, 0, stdinPath, O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_addopen(&actions, 2, errorPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        // Nothing else of the test process: a child left behind by a crashed test must not hold the
+        // test runner's pipes open, or the runner waits for it instead of reporting the crash.
+        its_spawn_close_from(&actions, 3)
         var merged: [String: String] = [:]
         var entry = environ
         while let pointer = entry.pointee {
