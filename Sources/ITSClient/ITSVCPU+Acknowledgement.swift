@@ -20,7 +20,9 @@ public struct Acknowledgement: Hashable, Sendable {
     /// The reply's LPI and `more` bit as the connection that received them may read them.
     init(_ lpi: PendingLPI, more: Bool, agreedMinor: UInt16) {
         self.lpi = lpi.intid == .spurious ? nil : lpi
-        self.more = agreedMinor >= 2 ? more : self.lpi != nil
+        // A 1023 reply has nothing after it whatever its bit says (PROTOCOL.md 6.16): a server that
+        // set it could otherwise keep a drain asking forever.
+        self.more = self.lpi != nil && (agreedMinor >= 2 ? more : true)
     }
 }
 

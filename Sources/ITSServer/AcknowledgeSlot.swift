@@ -44,9 +44,9 @@ public final class AcknowledgeSlot: Hashable, @unchecked Sendable {
         let (end, overflow) = offset.addingReportingOverflow(8)
         guard !overflow, status.st_size >= 0, end <= UInt64(status.st_size) else { throw .beyondFileSize }
         let pageSize = UInt64(sysconf(Int32(_SC_PAGESIZE)))
-        // A huge-page file (hugetlbfs) would map and unmap in huge pages, not in the one page kept
-        // here: only files whose block is the page size are taken.
-        guard UInt64(status.st_blksize) == pageSize else { throw .notMappable }
+        // A huge-page file (hugetlbfs, whose block is the huge page) would map and unmap in huge
+        // pages, not in the one page kept here.
+        guard UInt64(status.st_blksize) <= pageSize else { throw .notMappable }
         let pageOffset = offset - offset % pageSize
         let within = Int(offset - pageOffset)
         guard let mapped = mmap(nil, Int(pageSize), PROT_READ | PROT_WRITE, MAP_SHARED, fd, off_t(pageOffset)),
@@ -78,6 +78,9 @@ public final class AcknowledgeSlot: Hashable, @unchecked Sendable {
     }
 
     /// Sets `more` whatever else the word holds: the one change that cannot lose a race with the VMM.
+    /// Returns the word it replaced.
     @inline(__always)
-    func setMore() { _ = its_atomic_fetch_or_u64(word, AckSlotWord.moreBit.littleEndian) }
+    func setMore() -> AckSlotWord {
+        AckSlotWord(rawValue: UInt64(littleEndian: its_atomic_fetch_or_u64(word, AckSlotWord.moreBit.littleEndian)))
+    }
 }

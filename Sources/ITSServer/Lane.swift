@@ -449,7 +449,12 @@ final class LaneState {
             word = found
         }
         guard word.state != nil, box.value.deliverableCount > 0, Self.peek(&box.value, mask: slot.lastMask) != nil else { return }
-        slot.setMore()
+        // The OR lands on whatever the VMM wrote last; a word that had become invalid is counted
+        // and, carrying nothing the VMM can act on, not signalled.
+        guard slot.setMore().state != nil else {
+            box.slotInvalidWords &+= 1
+            return
+        }
         signalNotify(state, vcpu: vcpu)
     }
 

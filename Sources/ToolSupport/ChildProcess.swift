@@ -24,7 +24,8 @@ public final class ChildProcess {
         posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         // The child gets none of this process's other descriptors (sockets, eventfds, pipes).
-        its_spawn_close_from(&actions, 3)
+        let closing = its_spawn_close_from(&actions, 3)
+        assert(closing == 0, "posix_spawn_file_actions_addclosefrom_np: \(closing)")
         // The child starts with no signal blocked and SIGTERM, SIGINT and SIGPIPE at their defaults,
         // whatever this process (or whoever started it) blocked or ignored: SIGTERM must stop it.
         var attributes = posix_spawnattr_t()

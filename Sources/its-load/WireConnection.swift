@@ -17,8 +17,6 @@ final class WireConnection {
     private var nextID: UInt32 = 1
     /// The limits HELLO agreed.
     private(set) var limits = Limits.beforeHello
-    /// The minor version HELLO agreed.
-    private(set) var minor: UInt16 = 0
 
     static let bufferSize = 1 << 21
 
@@ -60,7 +58,6 @@ final class WireConnection {
             throw ToolError("HELLO: unexpected reply")
         }
         limits = reply.limits
-        minor = reply.minor
         decoder.limits = reply.limits
         return reply.limits
     }

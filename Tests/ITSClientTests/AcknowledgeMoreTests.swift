@@ -35,6 +35,16 @@ import Testing
         server.received.filter { if case .ack = $0 { true } else { false } }.count
     }
 
+    /// A 1023 reply ends a drain whatever its `more` bit says, on every version: a server that set
+    /// it must not keep the client asking.
+    @Test func noneHasNothingMoreWhateverTheBit() {
+        for minor: UInt16 in [0, 1, 2] {
+            #expect(Acknowledgement(.none, more: true, agreedMinor: minor).more == false, "1.\(minor)")
+            #expect(Acknowledgement(Self.lpi8192, more: false, agreedMinor: minor).more == (minor < 2), "1.\(minor)")
+            #expect(Acknowledgement(Self.lpi8192, more: true, agreedMinor: minor).more, "1.\(minor)")
+        }
+    }
+
     @Test func acknowledgeAllStopsAtTheReplyWithoutMore() throws {
         let script = Script([(Self.lpi8192, true), (Self.lpi8193, false)])
         let server = try #require(FakeServer(answer: script.answer(minor: 2)))

@@ -73,6 +73,7 @@ extension ClientVM {
     /// and makes the ITS read it again: an INV in the seventh slot of the command queue (the first
     /// command after the six of ``programGuest()``; one use per VM).
     func reconfigure(event: UInt32, _ config: UInt8) {
+        precondition(mmioRead(.its, ITS.Offset.cwriter) == 6 * 32, "reconfigure(event:_:) runs once per VM, after programGuest()")
         write8(config, at: 0x10_0000 + UInt64(event))
         let inv = ITSCommand.inv(DeviceID(7), EventID(event)).encoded
         for (word, value) in [inv.0, inv.1, inv.2, inv.3].enumerated() { write64(value, at: 0x40_0000 + 6 * 32 + UInt64(word * 8)) }

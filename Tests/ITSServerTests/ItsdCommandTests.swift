@@ -115,7 +115,8 @@ final class ItsdRun {
         posix_spawn_file_actions_addopen(&actions, 2, errorPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         // Nothing else of the test process: an itsd left behind by a crashed test must not hold the
         // test runner's pipes open, or the runner waits for it instead of reporting the crash.
-        its_spawn_close_from(&actions, 3)
+        let closing = its_spawn_close_from(&actions, 3)
+        assert(closing == 0, "posix_spawn_file_actions_addclosefrom_np: \(closing)")
         var pid: pid_t = 0
         let argv = (launcher + [binary] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }

@@ -45,8 +45,8 @@ long its_getrandom(void *buffer, size_t length);
 /// accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC).
 int its_accept4(int fd);
 
-/// posix_spawn_file_actions_addclosefrom_np(actions, from) on a `posix_spawn_file_actions_t *`:
-/// the child closes every descriptor from `from` up.
+/// posix_spawn_file_actions_addclosefrom_np(actions, from) on a `posix_spawn_file_actions_t *`
+/// (glibc 2.34 or later): the child closes every descriptor from `from` up. 0, or an errno value.
 int its_spawn_close_from(void *actions, int from);
 
 /// SO_PEERCRED of a connected Unix socket.
