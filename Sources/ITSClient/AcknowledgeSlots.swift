@@ -41,18 +41,8 @@ public final class AcknowledgeSlots: Sendable {
         precondition(count >= 1, "an acknowledge slot file holds at least one slot")
         let page = sysconf(Int32(_SC_PAGESIZE))
         let length = (count * Self.stride + page - 1) / page * page
-        let fd = its_memfd_create(name, 1)
-        guard fd >= 0 else { throw .system(call: "memfd_create", errno: its_errno()) }
-        guard ftruncate(fd, off_t(length)) == 0 else {
-            let code = errno
-            close(fd)
-            throw .system(call: "ftruncate", errno: code)
-        }
-        guard its_add_seals(fd, its_seal_shrink() | its_seal_grow() | its_seal_seal()) == 0 else {
-            let code = its_errno()
-            close(fd)
-            throw .system(call: "fcntl(F_ADD_SEALS)", errno: code)
-        }
+        let fd = try ITSVM.makeSealedMemoryFile(size: length, name: name,
+                                                seals: its_seal_shrink() | its_seal_grow() | its_seal_seal())
         guard let mapped = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), mapped != MAP_FAILED else {
             let code = errno
             close(fd)

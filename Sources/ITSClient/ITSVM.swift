@@ -190,6 +190,12 @@ extension ITSVM {
     /// descriptor: map it for the guest, pass it to `addMemoryRegion`, close it when done.
     /// - Context: any thread.
     public static func makeGuestMemoryFile(size: Int, name: String = "guest-ram") throws(ITSClientError) -> Int32 {
+        try makeSealedMemoryFile(size: size, name: name, seals: its_seal_shrink())
+    }
+
+    /// A memfd of `size` bytes carrying `seals`; the caller owns the descriptor. Nothing is left
+    /// open when it throws.
+    static func makeSealedMemoryFile(size: Int, name: String, seals: Int32) throws(ITSClientError) -> Int32 {
         let fd = its_memfd_create(name, 1)
         guard fd >= 0 else { throw .system(call: "memfd_create", errno: its_errno()) }
         guard ftruncate(fd, off_t(size)) == 0 else {
@@ -197,7 +203,7 @@ extension ITSVM {
             close(fd)
             throw .system(call: "ftruncate", errno: code)
         }
-        guard its_add_seals(fd, its_seal_shrink()) == 0 else {
+        guard its_add_seals(fd, seals) == 0 else {
             let code = its_errno()
             close(fd)
             throw .system(call: "fcntl(F_ADD_SEALS)", errno: code)

@@ -443,12 +443,12 @@ final class LaneState {
                     word = delivered
                 }
             }
-            guard !word.more, box.value.deliverableCount > 0, Self.peek(&box.value, mask: slot.lastMask) != nil else { return }
+            guard !word.more, Self.hasDeliverable(&box.value, mask: slot.lastMask) else { return }
             let (exchanged, found) = slot.compareExchange(word, word.withMore)
             if exchanged { return signalNotify(state, vcpu: vcpu) }
             word = found
         }
-        guard word.state != nil, box.value.deliverableCount > 0, Self.peek(&box.value, mask: slot.lastMask) != nil else { return }
+        guard word.state != nil, Self.hasDeliverable(&box.value, mask: slot.lastMask) else { return }
         // The OR lands on whatever the VMM wrote last; a word that had become invalid is counted
         // and, carrying nothing the VMM can act on, not signalled.
         guard slot.setMore().state != nil else {
@@ -482,10 +482,9 @@ final class LaneState {
     /// Acknowledges the highest-priority deliverable LPI above `mask`, with its configuration; nil
     /// when there is none.
     private static func acknowledge(_ redistributor: inout Redistributor, mask: Priority) -> (INTID, LPIConfig?)? {
-        guard let intid = redistributor.highestPriorityPending(priorityMask: mask) else { return nil }
-        let config = redistributor.lpis.load(UInt64(intid.rawValue))?.config
+        guard let taken = peek(&redistributor, mask: mask) else { return nil }
         let acknowledged = redistributor.acknowledge(priorityMask: mask)
-        return acknowledged == .spurious ? nil : (acknowledged, config)
+        return acknowledged == .spurious ? nil : (acknowledged, taken.1)
     }
 
     /// The vCPU has something to take: write its notify eventfd and tell the loop — unless a

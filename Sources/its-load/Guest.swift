@@ -90,13 +90,7 @@ final class GuestVM {
     init(_ workload: Workload) throws {
         self.workload = workload
         layout = GuestLayout(workload)
-        memfd = its_memfd_create("its-load-guest", 1)
-        guard memfd >= 0 else { throw ToolError.system("memfd_create") }
-        guard ftruncate(memfd, off_t(layout.size)) == 0 else { throw ToolError.system("ftruncate") }
-        guard its_add_seals(memfd, its_seal_shrink()) == 0 else { throw ToolError.system("F_ADD_SEALS") }
-        guard let mapped = mmap(nil, Int(layout.size), PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0),
-              mapped != MAP_FAILED else { throw ToolError.system("mmap") }
-        ram = mapped
+        (memfd, ram) = try mapSharedMemoryFile("its-load-guest", length: Int(layout.size), seals: its_seal_shrink())
     }
 
     deinit {
@@ -254,21 +248,8 @@ final class AcknowledgeSlots {
 
     init(count: Int) throws {
         length = max(4096, (count * Self.stride + 4095) & ~4095)
-        let fd = its_memfd_create("its-load-ack-slots", 1)
-        guard fd >= 0 else { throw ToolError.system("memfd_create") }
-        var mapped: UnsafeMutableRawPointer?
-        if ftruncate(fd, off_t(length)) == 0, its_add_seals(fd, its_seal_shrink() | its_seal_grow()) == 0,
-           let pointer = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), pointer != MAP_FAILED
-        {
-            mapped = pointer
-        }
-        guard let mapped else {
-            let failure = ToolError.system("acknowledge slot memfd")
-            close(fd)
-            throw failure
-        }
-        memfd = fd
-        memory = mapped
+        (memfd, memory) = try mapSharedMemoryFile("its-load-ack-slots", length: length,
+                                                  seals: its_seal_shrink() | its_seal_grow())
     }
 
     deinit {
@@ -282,4 +263,23 @@ final class AcknowledgeSlots {
         // SAFETY: vcpu < count, so vcpu * stride + 8 <= length, and the offset is 8-byte aligned.
         (memory + vcpu * Self.stride).assumingMemoryBound(to: UInt64.self)
     }
+}
+
+/// A memfd of `length` bytes carrying `seals`, mapped shared: what the guest's RAM and the
+/// acknowledge slots are made of. Nothing is left open when it throws.
+private func mapSharedMemoryFile(_ name: String, length: Int, seals: Int32) throws -> (fd: Int32, memory: UnsafeMutableRawPointer) {
+    let fd = its_memfd_create(name, 1)
+    guard fd >= 0 else { throw ToolError.system("memfd_create") }
+    /// The error of `call` (errno read first), with the descriptor closed.
+    func failure(_ call: String) -> ToolError {
+        let error = ToolError.system(call)
+        close(fd)
+        return error
+    }
+    guard ftruncate(fd, off_t(length)) == 0 else { throw failure("ftruncate") }
+    guard its_add_seals(fd, seals) == 0 else { throw failure("F_ADD_SEALS") }
+    guard let memory = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), memory != MAP_FAILED else {
+        throw failure("mmap")
+    }
+    return (fd, memory)
 }
